@@ -1,0 +1,220 @@
+/**
+ * The ports the authority core needs from storage. Store adapters
+ * (store/sqlite.ts, store/postgres.ts) implement `Store`; protocols never see
+ * it — they call the authority. Times are Date; serials are lowercase hex
+ * (no leading zeros, as serialToHex); DER is Buffer.
+ */
+
+/** Lifecycle of a certificate. "expired" is not stored: it is derived from notAfter. */
+export type CertificateStatus = "valid" | "revoked" | "superseded";
+
+/** A stored certificate. */
+export interface CertificateRecord {
+  /** Lowercase hex serial, unique. */
+  serial: string;
+  /** Device this certificate was issued to, if any. */
+  deviceId: string | null;
+  /** Profile name it was issued under ("ca" for imported or CA certificates). */
+  profile: string;
+  /** Subject as an RFC 4514 string. */
+  subject: string;
+  /** Subject alternative names, OpenSSL style ("DNS:x", "IP Address:1.2.3.4", "URI:…"). */
+  sans: string[];
+  /** SHA-256 hex of the SubjectPublicKeyInfo DER. */
+  keyFingerprint: string;
+  /** e.g. "ec-p256", "rsa-2048", "ed25519". */
+  keyType: string;
+  notBefore: Date;
+  notAfter: Date;
+  status: CertificateStatus;
+  revokedAt: Date | null;
+  /** CRL reason name (see CRL_REASONS) when revoked. */
+  revocationReason: string | null;
+  issuedAt: Date;
+  /** Front-end that requested it ("cli", "est", "imprint", …). */
+  protocol: string;
+  /** Enrollment request it answers, if any. */
+  requestId: string | null;
+  /** SHA-256 hex of the certificate DER. */
+  fingerprint: string;
+  der: Buffer;
+}
+
+/** Device lifecycle. */
+export type DeviceStatus = "active" | "pending" | "revoked" | "disabled";
+
+/** A device (one identity, many certificates over time). */
+export interface DeviceRecord {
+  id: string;
+  /** Hardware fingerprint or other stable identifier the protocol uses, unique when set. */
+  fingerprint: string | null;
+  status: DeviceStatus;
+  protocol: string;
+  /** Free-form protocol attributes (hostname, os, arch…). */
+  attributes: Record<string, string>;
+  createdAt: Date;
+  updatedAt: Date;
+  lastSeenAt: Date | null;
+  lastIp: string | null;
+  /** Serial of the newest certificate issued to it. */
+  currentSerial: string | null;
+}
+
+/** Enrollment request lifecycle. */
+export type RequestStatus = "pending" | "approved" | "rejected";
+
+/** An enrollment request (kept for manual approval flows and polling protocols). */
+export interface EnrollmentRequestRecord {
+  id: string;
+  protocol: string;
+  deviceId: string | null;
+  /** Lowercase hex SHA-256 of the CSR as received (Caramel polls by it). */
+  csrSha256: string;
+  csr: Buffer;
+  /** Subject as an RFC 4514 string. */
+  subject: string;
+  profile: string;
+  status: RequestStatus;
+  createdAt: Date;
+  decidedAt: Date | null;
+  decidedBy: string | null;
+  reason: string | null;
+  /** Serial issued for it, once approved and issued. */
+  certificateSerial: string | null;
+  attributes: Record<string, string>;
+}
+
+/** Kinds of bootstrap credential. */
+export type CredentialKind = "secret" | "certificate" | "password";
+
+/** A bootstrap credential: a hashed secret/password or a bootstrap certificate's fingerprint. */
+export interface CredentialRecord {
+  id: string;
+  kind: CredentialKind;
+  /** Operator-chosen name, unique per kind. */
+  name: string;
+  /** What it may be used for (protocol or label), "*" for any. */
+  scope: string;
+  /** Secret/password hash (scrypt, encoded), or SHA-256 hex of a bootstrap certificate. Never plain text. */
+  hash: string;
+  expiresAt: Date | null;
+  maxUses: number | null;
+  useCount: number;
+  revokedAt: Date | null;
+  createdAt: Date;
+}
+
+/** One audit event. */
+export interface AuditEvent {
+  at: Date;
+  /** Who: "cli", "device:<id>", "token:<name>", "system". */
+  actor: string;
+  /** What, dotted: "certificate.issued", "certificate.revoked", "request.approved", … */
+  action: string;
+  /** The object: a serial, device id, request id or credential id. */
+  target: string;
+  detail: Record<string, unknown>;
+}
+
+/** A stored audit event. */
+export interface AuditRecord extends AuditEvent {
+  id: number;
+}
+
+/** One issuance to persist: device (created or updated), certificate, audit event — all or nothing. */
+export interface IssuedWrite {
+  certificate: CertificateRecord;
+  audit: AuditEvent;
+  /** Create the device if absent (by id), else set its currentSerial, updatedAt and given attributes. */
+  device?: { id: string; fingerprint: string | null; protocol: string; attributes: Record<string, string>; status: DeviceStatus };
+  /** Mark these serials "superseded" (only those currently "valid"). */
+  supersedes?: string[];
+  /** Mark this request approved-and-issued: sets its certificateSerial. */
+  requestId?: string;
+}
+
+/** Filters for listing certificates; results are ordered by issuedAt, then serial. */
+export interface CertificateQuery {
+  deviceId?: string;
+  status?: CertificateStatus;
+  /** Only certificates with notAfter < this. */
+  expiresBefore?: Date;
+  /** Only certificates with notAfter >= this. */
+  expiresAfter?: Date;
+  limit?: number;
+  offset?: number;
+}
+
+/** A revoked certificate as the CRL needs it. */
+export interface RevokedEntry {
+  serial: string;
+  revokedAt: Date;
+  reason: string | null;
+}
+
+/**
+ * The persistence port. Every mutation that can race is a single
+ * compare-and-set statement or a row-locked transaction.
+ */
+export interface Store {
+  /** "sqlite" or "postgres". */
+  readonly kind: "sqlite" | "postgres";
+  /** Applies pending numbered migrations; returns how many ran. */
+  migrate(): Promise<number>;
+  /** Highest applied migration number. */
+  schemaVersion(): Promise<number>;
+  /** Cheap liveness check (SELECT 1). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  /** Persists a batch of issuances in ONE transaction (group commit); resolves only once it is durable. */
+  commitIssued(writes: readonly IssuedWrite[]): Promise<void>;
+  getCertificate(serial: string): Promise<CertificateRecord | undefined>;
+  listCertificates(query?: CertificateQuery): Promise<CertificateRecord[]>;
+  countCertificates(query?: Omit<CertificateQuery, "limit" | "offset">): Promise<number>;
+  /**
+   * Revokes a certificate that is not yet revoked (compare-and-set), writing the
+   * audit event in the same transaction. Returns the updated record, or
+   * undefined if no such serial; throws TESSERA_ERR_CERT_ALREADY_REVOKED if it was.
+   */
+  revokeCertificate(serial: string, reason: string, at: Date, audit: AuditEvent): Promise<CertificateRecord | undefined>;
+  /** Every revoked certificate that has not yet expired before `notAfterSince` (all when omitted), ordered by serial. */
+  listRevoked(notAfterSince?: Date): Promise<RevokedEntry[]>;
+
+  getDevice(id: string): Promise<DeviceRecord | undefined>;
+  findDeviceByFingerprint(fingerprint: string): Promise<DeviceRecord | undefined>;
+  /** Inserts the device unless one with its id or fingerprint exists; returns the stored one and whether it was created (atomic). */
+  createDeviceIfAbsent(device: Omit<DeviceRecord, "createdAt" | "updatedAt" | "lastSeenAt" | "lastIp" | "currentSerial">, at: Date): Promise<{ device: DeviceRecord; created: boolean }>;
+  /** Sets status only if the current status is one of `from` (compare-and-set); returns true if changed. */
+  setDeviceStatus(id: string, from: readonly DeviceStatus[], to: DeviceStatus, at: Date): Promise<boolean>;
+  /** Records last contact. */
+  touchDevice(id: string, ip: string | null, at: Date): Promise<void>;
+  listDevices(query?: { status?: DeviceStatus; limit?: number; offset?: number }): Promise<DeviceRecord[]>;
+
+  createRequest(request: EnrollmentRequestRecord): Promise<void>;
+  getRequest(id: string): Promise<EnrollmentRequestRecord | undefined>;
+  getRequestByCsrHash(sha256: string): Promise<EnrollmentRequestRecord | undefined>;
+  listRequests(query?: { status?: RequestStatus; protocol?: string; limit?: number; offset?: number }): Promise<EnrollmentRequestRecord[]>;
+  /** pending → approved|rejected, compare-and-set, with its audit event; returns the updated record or undefined if it was not pending. */
+  decideRequest(id: string, decision: "approved" | "rejected", by: string, at: Date, reason: string | null, audit: AuditEvent): Promise<EnrollmentRequestRecord | undefined>;
+
+  createCredential(credential: CredentialRecord): Promise<void>;
+  getCredential(id: string): Promise<CredentialRecord | undefined>;
+  findCredentialByName(kind: CredentialKind, name: string): Promise<CredentialRecord | undefined>;
+  /** For certificate credentials: look up by the certificate's SHA-256. */
+  findCredentialByHash(kind: CredentialKind, hash: string): Promise<CredentialRecord | undefined>;
+  listCredentials(kind?: CredentialKind): Promise<CredentialRecord[]>;
+  /**
+   * Consumes one use atomically: succeeds only if not revoked, not expired at
+   * `at`, and useCount < maxUses (when set). Returns the updated record or undefined.
+   */
+  consumeCredential(id: string, at: Date): Promise<CredentialRecord | undefined>;
+  /** Revokes (compare-and-set on revokedAt IS NULL); returns true if it changed. */
+  revokeCredential(id: string, at: Date): Promise<boolean>;
+
+  appendAudit(event: AuditEvent): Promise<void>;
+  listAudit(query?: { action?: string; target?: string; since?: Date; limit?: number }): Promise<AuditRecord[]>;
+
+  /** Atomically increments and returns the next CRL number (starts at 1). */
+  nextCrlNumber(): Promise<bigint>;
+}

@@ -1,0 +1,100 @@
+/**
+ * The validated configuration the server runs on. Produced by loadConfig()
+ * (config/load.ts) from defaults, the TOML file, environment and flags.
+ */
+import type { KeyUsage, SerialForm } from "@tessera/pki";
+
+/** Client-certificate handling of a TLS listener. */
+export type ClientCertMode = "none" | "request" | "require";
+
+/** One HTTPS listener. */
+export interface ListenerConfig {
+  /** Name used in logs and config ("main" for the default one). */
+  name: string;
+  /** Bind host (IPv4, IPv6 without brackets, or a name). */
+  host: string;
+  port: number;
+  /** Whether the TLS handshake asks for / requires a client certificate. */
+  clientCert: ClientCertMode;
+  /**
+   * Which CA names the CertificateRequest lists: "issuing" (our issuing CA;
+   * what Go and Java clients need to send a certificate), "none" (empty list),
+   * or "all" (root and issuing CA).
+   */
+  clientCaNames: "issuing" | "none" | "all";
+  /** Protocols mounted on it; ["*"] mounts every protocol. */
+  protocols: string[];
+}
+
+/** A certificate profile as configured. */
+export interface ProfileConfig {
+  /** Certificate lifetime in seconds. */
+  validity: number;
+  /** How far notBefore is set back, in seconds (clock skew on devices). */
+  backdate: number;
+  keyUsage: KeyUsage[];
+  /** EKU names or OIDs. */
+  extKeyUsage: string[];
+  /** Write basicConstraints CA:FALSE. */
+  basicConstraints: boolean;
+  subjectKeyIdentifier: boolean;
+  authorityKeyIdentifier: boolean;
+  serial: SerialForm;
+  /** Where the subject comes from: the CSR as sent, or the request (the authorizer decides). */
+  subject: "csr" | "request";
+  /** Where SANs come from: the CSR's extensionRequest, the request, or none. */
+  sans: "csr" | "request" | "none";
+  /** Key policy: minimum RSA bits, allowed curves, Ed25519. */
+  minRsaBits: number;
+  ecCurves: string[];
+  allowEd25519: boolean;
+  allowRsa: boolean;
+}
+
+/** The whole configuration. */
+export interface TesseraConfig {
+  /** Absolute path of the data directory (CA files, SQLite database). */
+  dataDir: string;
+  /** Public host name of this server (TLS certificate DNS SAN, printed URLs). */
+  hostname: string;
+  /** "sqlite:<absolute path>" or "postgres://…". */
+  databaseUrl: string;
+  /** File holding the CA key passphrase; default <dataDir>/ca/passphrase (generated 0600 on init). */
+  caPassphraseFile: string;
+  /** Listeners; the first is the main one. */
+  listeners: ListenerConfig[];
+  /** Plain-HTTP listener for CA/CRL download only, or null (off). */
+  httpListen: { host: string; port: number } | null;
+  /** Maximum request body in bytes (default 65536). */
+  bodyLimit: number;
+  /** pino level. */
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** Certificate profiles by name; "device" and "server" always exist. */
+  profiles: Record<string, ProfileConfig>;
+  /** Profile used when a request names none. */
+  defaultProfile: string;
+  ca: {
+    /** Key type for a new CA: "ec-p256" (default), "ec-p384", "ed25519", "rsa-2048"/"rsa-3072"/"rsa-4096". */
+    keyType: string;
+    /** Subject common-name prefix for a new CA ("Tessera" → "Tessera Root CA", "Tessera Issuing CA"). */
+    name: string;
+    /** Organization of a new CA. */
+    organization: string;
+  };
+  crl: {
+    /** Seconds between thisUpdate and nextUpdate (default 86400). */
+    validity: number;
+    /** Rebuild this many seconds before nextUpdate (default 3600). */
+    refreshBefore: number;
+  };
+  /** The server's own TLS certificate: lifetime and renewal window, seconds. */
+  serverCertificate: { validity: number; renewBefore: number };
+  sqlite: {
+    /** SQLite synchronous pragma: "full" (default, durable on power loss) or "normal". */
+    synchronous: "full" | "normal";
+  };
+  /** Group commit: most issuances per transaction (default 256). */
+  issuanceBatchMax: number;
+  /** Where each value came from (for `tessera config check`): key → "default" | "file" | "env" | "flag". */
+  sources: Record<string, string>;
+}
