@@ -1,0 +1,243 @@
+/**
+ * The authority: the one place certificates are made. Every protocol and the
+ * CLI go through `issue`: authorize → validate the CSR against the profile's
+ * policy → build from the profile's template → sign → store certificate and
+ * audit event in one (group-committed) transaction → return. Nothing is
+ * returned before it is stored.
+ */
+import {
+  encodeGeneralNames, encodeName, ExtOid, formatName, formatSan, decodeGeneralNames, generateSerial, isEmptyName,
+  keyTypeName, parseAndVerifyCsr, parseCrlReason, pemEncode, sha256Hex, type Issuer, type NameAttribute,
+  serialToHex, type ParsedCertificate, type SubjectAltName,
+} from "@tessera/pki";
+import { TesseraError, toTesseraError } from "../errors.js";
+import type { Authorizer, Credential } from "./authorizers.js";
+import { BatchWriter } from "./batch-writer.js";
+import { CrlService, type CrlSnapshot } from "./crl-service.js";
+import type { CompiledProfile } from "./profiles.js";
+import type { Clock, RandomSource } from "./runtime.js";
+import type { AuditRecord, CertificateQuery, CertificateRecord, DeviceStatus, Store } from "./ports.js";
+
+/** A request for a certificate, as a protocol decoded it. */
+export interface IssueRequest {
+  /** The CSR: DER bytes, or PEM text/bytes. */
+  csr: Uint8Array | string;
+  /** Profile name (default: the configured default profile); an authorizer may override it. */
+  profile?: string;
+  /** Front-end name for the record and audit ("cli", "est", "imprint", …). */
+  protocol: string;
+  credential: Credential;
+  /** Subject, for profiles whose subject comes from the request (the authorizer's wins). */
+  subject?: readonly NameAttribute[];
+  /** SANs, for profiles whose SANs come from the request (the authorizer's win). */
+  sans?: readonly SubjectAltName[];
+  /** Device to attach the certificate to (the authorizer's wins). */
+  device?: { id: string; fingerprint: string | null; attributes: Record<string, string>; status: DeviceStatus };
+  /** Serials this certificate replaces (marked superseded in the same transaction). */
+  supersedes?: string[];
+  /** Enrollment request this answers. */
+  requestId?: string;
+  /** Shorter lifetime than the profile's, seconds (never longer). */
+  validitySeconds?: number;
+}
+
+/** What `issue` returns: the stored record plus encodings. */
+export interface IssuedCertificate {
+  record: CertificateRecord;
+  der: Buffer;
+  pem: string;
+  /** Issuing CA first, then up to (not including) the root. */
+  chain: ParsedCertificate[];
+}
+
+/** CA material the authority signs with. */
+export interface CaMaterial {
+  root: ParsedCertificate;
+  /** Issuing CA certificate and key. */
+  issuer: Issuer;
+}
+
+/** Everything the authority needs, injected by the composition root. */
+export interface AuthorityDeps {
+  store: Store;
+  ca: CaMaterial;
+  profiles: Map<string, CompiledProfile>;
+  defaultProfile: string;
+  authorizers: Record<string, Authorizer>;
+  clock: Clock;
+  random: RandomSource;
+  crl: { validitySeconds: number; refreshBeforeSeconds: number };
+  batchMax?: number;
+}
+
+/** The authority core. */
+export class Authority {
+  readonly writer: BatchWriter;
+  readonly crl: CrlService;
+
+  constructor(private readonly deps: AuthorityDeps) {
+    this.writer = new BatchWriter(deps.store, deps.batchMax ?? 256);
+    this.crl = new CrlService(deps.store, deps.ca.issuer, deps.clock, deps.crl.validitySeconds, deps.crl.refreshBeforeSeconds);
+  }
+
+  /** The root and issuing CA certificates. */
+  get ca(): CaMaterial {
+    return this.deps.ca;
+  }
+
+  /** PEM chain served to clients: issuing CA, then root. */
+  chainPem(): string {
+    return pemEncode("CERTIFICATE", this.deps.ca.issuer.certificate.der) + pemEncode("CERTIFICATE", this.deps.ca.root.der);
+  }
+
+  /** Names of the configured profiles. */
+  profileNames(): string[] {
+    return [...this.deps.profiles.keys()];
+  }
+
+  /** Registers an authorizer for a credential kind (protocols call this at start). */
+  registerAuthorizer(kind: string, authorizer: Authorizer): void {
+    this.deps.authorizers[kind] = authorizer;
+  }
+
+  /** Issues a certificate through the one pipeline. Throws TesseraError. */
+  async issue(req: IssueRequest): Promise<IssuedCertificate> {
+    try {
+      return await this.issueUnchecked(req);
+    } catch (err) {
+      throw toTesseraError(err);
+    }
+  }
+
+  private async issueUnchecked(req: IssueRequest): Promise<IssuedCertificate> {
+    const authorizer = this.deps.authorizers[req.credential.kind];
+    if (!authorizer) throw new TesseraError("TESSERA_ERR_AUTH_REQUIRED", { detail: `no authorizer for ${req.credential.kind}` });
+    const auth = await authorizer.authorize(req.credential);
+    const profileName = auth.profile ?? req.profile ?? this.deps.defaultProfile;
+    const profile = this.deps.profiles.get(profileName);
+    if (!profile) throw new TesseraError("TESSERA_ERR_PROFILE_UNKNOWN", { detail: profileName });
+    const cfg = profile.config;
+
+    const csr = await parseAndVerifyCsr(req.csr, profile.policy);
+
+    let subject: Buffer;
+    if (cfg.subject === "csr") subject = csr.subject;
+    else {
+      const attrs = auth.subject ?? req.subject;
+      if (!attrs) throw new TesseraError("TESSERA_ERR_CSR_POLICY", { message: "profile needs a subject from the request", detail: profileName });
+      subject = encodeName(attrs);
+    }
+
+    let sans: Buffer | undefined;
+    if (cfg.sans === "csr") {
+      const ext = csr.extensions.find((e) => e.oid === ExtOid.subjectAltName);
+      if (ext) {
+        decodeGeneralNames(ext.value); // refuses malformed GeneralNames before we sign them
+        sans = ext.value;
+      }
+    } else if (cfg.sans === "request") {
+      const list = auth.sans ?? req.sans;
+      if (list && list.length > 0) sans = encodeGeneralNames(list);
+    }
+    if (isEmptyName(subject) && !sans) {
+      throw new TesseraError("TESSERA_ERR_CSR_POLICY", { message: "certificate needs a subject or a subjectAltName" });
+    }
+
+    const now = this.deps.clock.now();
+    const nowSec = Math.floor(now.getTime() / 1000) * 1000;
+    const validity = Math.min(cfg.validity, req.validitySeconds ?? cfg.validity);
+    const issuerCert = this.deps.ca.issuer.certificate;
+    const notBefore = new Date(Math.max(nowSec - cfg.backdate * 1000, issuerCert.notBefore.getTime()));
+    // RFC 5280 §6.1.3: a certificate outliving its issuer fails validation after the issuer expires.
+    const notAfter = new Date(Math.min(nowSec + validity * 1000, issuerCert.notAfter.getTime()));
+    if (notAfter.getTime() <= nowSec) throw new TesseraError("TESSERA_ERR_CA_NOT_INITIALIZED", { message: "issuing CA has expired" });
+
+    const serial = generateSerial(cfg.serial, this.deps.random);
+    const der = await profile.template.issue({ serial, notBefore, notAfter, subject, spki: csr.spki, subjectAltNames: sans });
+
+    const device = auth.device ?? req.device;
+    const record: CertificateRecord = {
+      serial: serialToHex(serial),
+      deviceId: device?.id ?? null,
+      profile: profileName,
+      subject: formatName(subject),
+      sans: sans ? decodeGeneralNames(sans).map(formatSan) : [],
+      keyFingerprint: sha256Hex(csr.spki),
+      keyType: keyTypeName(csr.key),
+      notBefore,
+      notAfter,
+      status: "valid",
+      revokedAt: null,
+      revocationReason: null,
+      issuedAt: now,
+      protocol: req.protocol,
+      requestId: req.requestId ?? null,
+      fingerprint: sha256Hex(der),
+      der,
+    };
+    await this.writer.write({
+      certificate: record,
+      audit: {
+        at: now,
+        actor: auth.actor,
+        action: "certificate.issued",
+        target: record.serial,
+        detail: { profile: profileName, protocol: req.protocol, subject: record.subject, device: record.deviceId },
+      },
+      device: device ? { ...device, protocol: req.protocol } : undefined,
+      supersedes: req.supersedes,
+      requestId: req.requestId,
+    });
+    return { record, der, pem: pemEncode("CERTIFICATE", der), chain: [issuerCert] };
+  }
+
+  /**
+   * Revokes a certificate (compare-and-set in the store) and invalidates the
+   * CRL. `reason` is a CRL reason name or code.
+   */
+  async revoke(serial: string, reason: string, actor: string): Promise<CertificateRecord> {
+    const reasonName = parseCrlReason(reason);
+    const at = this.deps.clock.now();
+    const updated = await this.deps.store.revokeCertificate(serial, reasonName, at, {
+      at,
+      actor,
+      action: "certificate.revoked",
+      target: serial,
+      detail: { reason: reasonName },
+    });
+    if (!updated) throw new TesseraError("TESSERA_ERR_CERT_NOT_FOUND", { detail: serial });
+    this.crl.invalidate();
+    return updated;
+  }
+
+  /** The current CRL (cached; rebuilt after revocations and before nextUpdate). */
+  currentCrl(): Promise<CrlSnapshot> {
+    return this.crl.get();
+  }
+
+  /** A stored certificate by lowercase hex serial. */
+  getCertificate(serial: string): Promise<CertificateRecord | undefined> {
+    return this.deps.store.getCertificate(serial);
+  }
+
+  /** Stored certificates matching a query. */
+  listCertificates(query?: CertificateQuery): Promise<CertificateRecord[]> {
+    return this.deps.store.listCertificates(query);
+  }
+
+  /** True if the serial is known and revoked (used by peer verification). */
+  async isRevoked(serial: string): Promise<boolean> {
+    const c = await this.deps.store.getCertificate(serial);
+    return c?.status === "revoked";
+  }
+
+  /** Recent audit events. */
+  listAudit(query?: { action?: string; target?: string; limit?: number }): Promise<AuditRecord[]> {
+    return this.deps.store.listAudit(query);
+  }
+
+  /** Waits for queued writes (shutdown). */
+  flush(): Promise<void> {
+    return this.writer.flush();
+  }
+}

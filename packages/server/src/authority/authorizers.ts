@@ -1,0 +1,73 @@
+/**
+ * Authorizers decide whether a credential may obtain a certificate and on
+ * what terms. They form a registry keyed by credential kind (ARCHITECTURE.md,
+ * style rule 3); protocols add their own kinds. The foundation ships the
+ * operator authorizer (trusted local callers such as `tessera cert sign`) and
+ * the bootstrap-secret authorizer (hashed secrets with scope, expiry, uses).
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { NameAttribute, SubjectAltName } from "@tessera/pki";
+import { TesseraError } from "../errors.js";
+import type { Clock } from "./runtime.js";
+import type { DeviceStatus, Store } from "./ports.js";
+
+/** Who asks, as the protocol decoded it. */
+export interface Credential {
+  /** Selects the authorizer: "operator", "secret", or a protocol's own kind. */
+  kind: string;
+  /** Kind-specific fields: `actor` for operator; `secret` and `scope` for secret. */
+  [field: string]: unknown;
+}
+
+/** What an authorizer grants: who the actor is and the terms of issuance. */
+export interface Authorization {
+  /** Audit actor, e.g. "cli", "secret:factory-2026". */
+  actor: string;
+  /** Profile to use (overrides the request's). */
+  profile?: string;
+  /** Subject to write when the profile takes it from the request. */
+  subject?: readonly NameAttribute[];
+  /** SANs to write when the profile takes them from the request. */
+  sans?: readonly SubjectAltName[];
+  /** Device the certificate belongs to. */
+  device?: { id: string; fingerprint: string | null; attributes: Record<string, string>; status: DeviceStatus };
+}
+
+/** Decides on one credential kind. */
+export interface Authorizer {
+  authorize(credential: Credential): Promise<Authorization>;
+}
+
+/** Trusts the caller: for in-process operator commands only, never exposed to the network. */
+export const operatorAuthorizer: Authorizer = {
+  async authorize(credential) {
+    return { actor: typeof credential.actor === "string" ? credential.actor : "operator" };
+  },
+};
+
+/** Stored form of a bootstrap secret: "sha256:" + hex digest (secrets are high-entropy; see docs). */
+export function hashSecret(secret: string): string {
+  return "sha256:" + createHash("sha256").update(secret, "utf8").digest("hex");
+}
+
+/**
+ * Authorizes a bootstrap secret: finds it by hash, checks scope, and consumes
+ * one use atomically (the store refuses expired, exhausted or revoked ones).
+ */
+export function secretAuthorizer(store: Pick<Store, "findCredentialByHash" | "consumeCredential">, clock: Clock): Authorizer {
+  return {
+    async authorize(credential) {
+      if (typeof credential.secret !== "string" || credential.secret.length === 0) {
+        throw new TesseraError("TESSERA_ERR_AUTH_REQUIRED");
+      }
+      const hash = hashSecret(credential.secret);
+      const found = await store.findCredentialByHash("secret", hash);
+      // Compare digests in constant time even though the lookup was by digest, so timing says nothing.
+      if (!found || !timingSafeEqual(Buffer.from(found.hash), Buffer.from(hash))) throw new TesseraError("TESSERA_ERR_CREDENTIAL_INVALID");
+      if (found.scope !== "*" && found.scope !== String(credential.scope)) throw new TesseraError("TESSERA_ERR_CREDENTIAL_INVALID", { detail: `scope ${found.scope}` });
+      const consumed = await store.consumeCredential(found.id, clock.now());
+      if (!consumed) throw new TesseraError("TESSERA_ERR_CREDENTIAL_INVALID", { detail: "expired, exhausted or revoked" });
+      return { actor: `secret:${found.name}` };
+    },
+  };
+}

@@ -1,0 +1,78 @@
+/**
+ * The CRL, built from the store and cached. It is rebuilt after each
+ * revocation (lazily, on the next read) and before nextUpdate, and
+ * concurrent readers share one build.
+ */
+import { buildCrl, type CrlReason, type Issuer, issuerSkiOf, pemEncode } from "@tessera/pki";
+import type { Clock } from "./runtime.js";
+import type { Store } from "./ports.js";
+
+/** A built CRL. */
+export interface CrlSnapshot {
+  der: Buffer;
+  pem: string;
+  thisUpdate: Date;
+  nextUpdate: Date;
+  number: bigint;
+  entries: number;
+}
+
+/** Builds and caches the issuing CA's CRL. */
+export class CrlService {
+  private current: CrlSnapshot | undefined;
+  private building: Promise<CrlSnapshot> | undefined;
+  private stale = true;
+
+  constructor(
+    private readonly store: Pick<Store, "listRevoked" | "nextCrlNumber">,
+    private readonly issuer: Issuer,
+    private readonly clock: Clock,
+    /** thisUpdate → nextUpdate, seconds. */
+    private readonly validitySeconds: number,
+    /** Rebuild this long before nextUpdate, seconds. */
+    private readonly refreshBeforeSeconds: number,
+  ) {}
+
+  /** Marks the cached CRL out of date (called after a revocation). */
+  invalidate(): void {
+    this.stale = true;
+  }
+
+  /** The current CRL, rebuilding it first if stale or near nextUpdate. */
+  async get(): Promise<CrlSnapshot> {
+    const now = this.clock.now().getTime();
+    const c = this.current;
+    if (c && !this.stale && now < c.nextUpdate.getTime() - this.refreshBeforeSeconds * 1000) return c;
+    return this.rebuild();
+  }
+
+  /** Builds a new CRL now (shared by concurrent callers). */
+  rebuild(): Promise<CrlSnapshot> {
+    if (this.building) return this.building;
+    this.stale = false;
+    this.building = this.build().finally(() => {
+      this.building = undefined;
+    });
+    return this.building;
+  }
+
+  private async build(): Promise<CrlSnapshot> {
+    const now = this.clock.now();
+    const thisUpdate = new Date(Math.floor(now.getTime() / 1000) * 1000);
+    const nextUpdate = new Date(thisUpdate.getTime() + this.validitySeconds * 1000);
+    // Entries may leave the CRL once their certificate has expired (RFC 5280 §3.3).
+    const revoked = await this.store.listRevoked(thisUpdate);
+    const number = await this.store.nextCrlNumber();
+    const der = await buildCrl({
+      issuer: this.issuer.certificate.subject,
+      issuerKeyId: issuerSkiOf(this.issuer.certificate),
+      privateKey: this.issuer.privateKey,
+      thisUpdate,
+      nextUpdate,
+      crlNumber: number,
+      entries: revoked.map((r) => ({ serialHex: r.serial, revokedAt: r.revokedAt, reason: (r.reason ?? undefined) as CrlReason | undefined })),
+    });
+    this.current = { der, pem: pemEncode("X509 CRL", der), thisUpdate, nextUpdate, number, entries: revoked.length };
+    return this.current;
+  }
+}

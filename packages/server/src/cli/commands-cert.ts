@@ -1,0 +1,189 @@
+/**
+ * Certificate and bootstrap-secret commands. Signing goes through the same
+ * authority pipeline as every protocol (credential kind "operator").
+ */
+import * as fs from "node:fs";
+import { randomBytes, randomUUID } from "node:crypto";
+import pino from "pino";
+import { parseNameString, parseSan, parseSerialInput, serialToHex, serialHexToDecimal } from "@tessera/pki";
+import { openAuthority } from "../server.js";
+import { hashSecret } from "../authority/authorizers.js";
+import type { Authority } from "../authority/authority.js";
+import type { CertificateRecord, CertificateStatus, Store } from "../authority/ports.js";
+import { TesseraError } from "../errors.js";
+import { parseDuration } from "../config/duration.js";
+import { EXIT, UsageError } from "./output.js";
+import type { Invocation } from "./main.js";
+import type { Command } from "./commands.js";
+
+async function withAuthority<T>(inv: Invocation, fn: (a: Authority, store: Store) => Promise<T>): Promise<T> {
+  const config = await inv.config();
+  const { authority, store } = await openAuthority(config, pino({ level: "warn" }, pino.destination(2)), inv.env);
+  try {
+    return await fn(authority, store);
+  } finally {
+    await authority.flush();
+    await store.close();
+  }
+}
+
+function flag(inv: Invocation, name: string): string | undefined {
+  const v = inv.flags[name];
+  return typeof v === "string" ? v : undefined;
+}
+
+/** Finds a certificate by any textual serial form (decimal tried first for digits-only input). */
+async function findBySerial(authority: Authority, text: string | undefined): Promise<CertificateRecord> {
+  if (!text) throw new UsageError("a SERIAL argument is needed");
+  let candidates: bigint[];
+  try {
+    candidates = parseSerialInput(text);
+  } catch {
+    throw new UsageError(`not a serial number: ${text}`);
+  }
+  for (const c of candidates) {
+    const rec = await authority.getCertificate(serialToHex(c));
+    if (rec) return rec;
+  }
+  throw new TesseraError("TESSERA_ERR_CERT_NOT_FOUND", { detail: text });
+}
+
+function view(r: CertificateRecord) {
+  return {
+    serial: r.serial,
+    serialDecimal: serialHexToDecimal(r.serial),
+    subject: r.subject,
+    sans: r.sans,
+    profile: r.profile,
+    protocol: r.protocol,
+    deviceId: r.deviceId,
+    keyType: r.keyType,
+    status: r.status === "valid" && r.notAfter.getTime() < Date.now() ? "expired" : r.status,
+    notBefore: r.notBefore.toISOString(),
+    notAfter: r.notAfter.toISOString(),
+    revokedAt: r.revokedAt?.toISOString() ?? null,
+    revocationReason: r.revocationReason,
+    sha256: r.fingerprint,
+  };
+}
+
+const certSign: Command = (inv) =>
+  withAuthority(inv, async (authority) => {
+    const file = flag(inv, "csr");
+    if (!file) throw new UsageError("--csr FILE is required");
+    if (!fs.existsSync(file)) throw new UsageError(`CSR file not found: ${file}`);
+    const subject = flag(inv, "subject");
+    const sans = (inv.flags.san as string[] | undefined) ?? [];
+    const issued = await authority.issue({
+      csr: fs.readFileSync(file),
+      profile: flag(inv, "profile"),
+      protocol: "cli",
+      credential: { kind: "operator", actor: "cli" },
+      subject: subject ? parseNameString(subject) : undefined,
+      sans: sans.length ? sans.map(parseSan) : undefined,
+    });
+    if (inv.io.json) inv.io.out(JSON.stringify({ ...view(issued.record), pem: issued.pem }));
+    else inv.io.out(issued.pem.trimEnd());
+    return EXIT.ok;
+  });
+
+const certList: Command = (inv) =>
+  withAuthority(inv, async (authority) => {
+    const status = flag(inv, "status");
+    if (status && !["valid", "revoked", "superseded"].includes(status)) throw new UsageError(`--status must be valid, revoked or superseded`);
+    const limit = Number(flag(inv, "limit") ?? 100);
+    if (!Number.isInteger(limit) || limit <= 0) throw new UsageError("--limit must be a positive integer");
+    const rows = await authority.listCertificates({ deviceId: flag(inv, "device"), status: status as CertificateStatus | undefined, limit });
+    if (inv.io.json) inv.io.out(JSON.stringify(rows.map(view)));
+    else for (const r of rows.map(view)) inv.io.out(`${r.serial}  ${r.status.padEnd(10)}  ${r.notAfter}  ${r.subject}`);
+    return EXIT.ok;
+  });
+
+const certShow: Command = (inv) =>
+  withAuthority(inv, async (authority) => {
+    const r = await findBySerial(authority, inv.args[0]);
+    if (inv.io.json) inv.io.out(JSON.stringify({ ...view(r), pem: r.der.toString("base64") }));
+    else for (const [k, v] of Object.entries(view(r))) inv.io.out(`${k.padEnd(17)} ${Array.isArray(v) ? v.join(", ") : v ?? "-"}`);
+    return EXIT.ok;
+  });
+
+const certRevoke: Command = (inv) =>
+  withAuthority(inv, async (authority) => {
+    const r = await findBySerial(authority, inv.args[0]);
+    let updated;
+    try {
+      updated = await authority.revoke(r.serial, flag(inv, "reason") ?? "unspecified", "cli");
+    } catch (err) {
+      if (err instanceof Error && "code" in err && err.code === "TESSERA_ERR_PKI_INVALID_ARGUMENT") throw new UsageError((err as Error).message + `: ${flag(inv, "reason")}`);
+      throw err;
+    }
+    if (inv.io.json) inv.io.out(JSON.stringify(view(updated)));
+    else inv.io.out(`revoked ${updated.serial} (${updated.revocationReason}) at ${updated.revokedAt?.toISOString()}`);
+    return EXIT.ok;
+  });
+
+const secretCreate: Command = (inv) =>
+  withAuthority(inv, async (_a, store) => {
+    const name = inv.args[0];
+    if (!name) throw new UsageError("a NAME argument is needed");
+    const given = flag(inv, "value");
+    // Secrets are stored as a plain SHA-256, which is only safe for high-entropy values.
+    if (given !== undefined && given.length < 16) throw new UsageError("--value must be at least 16 characters");
+    const value = given ?? randomBytes(24).toString("base64url");
+    const expires = flag(inv, "expires");
+    const maxUses = flag(inv, "max-uses");
+    if (maxUses !== undefined && !/^[1-9]\d*$/.test(maxUses)) throw new UsageError("--max-uses must be a positive integer");
+    let expiresAt: Date | null = null;
+    if (expires) {
+      const secs = parseDuration(expires);
+      if (secs === undefined || secs <= 0) throw new UsageError(`--expires: not a duration: ${expires}`);
+      expiresAt = new Date(Date.now() + secs * 1000);
+    }
+    if (await store.findCredentialByName("secret", name)) throw new TesseraError("TESSERA_ERR_STORE_CONFLICT", { message: "a secret with this name exists", detail: name });
+    const now = new Date();
+    await store.createCredential({
+      id: randomUUID(), kind: "secret", name, scope: flag(inv, "scope") ?? "*", hash: hashSecret(value),
+      expiresAt, maxUses: maxUses ? Number(maxUses) : null, useCount: 0, revokedAt: null, createdAt: now,
+    });
+    await store.appendAudit({ at: now, actor: "cli", action: "credential.created", target: name, detail: { kind: "secret" } });
+    if (inv.io.json) inv.io.out(JSON.stringify({ name, value: given === undefined ? value : undefined, expiresAt, maxUses: maxUses ? Number(maxUses) : null }));
+    else inv.io.out(given === undefined ? `${value}\n(secret '${name}' created; this is the only time it is shown)` : `secret '${name}' created`);
+    return EXIT.ok;
+  });
+
+const secretList: Command = (inv) =>
+  withAuthority(inv, async (_a, store) => {
+    const now = Date.now();
+    const rows = (await store.listCredentials("secret")).map((c) => ({
+      name: c.name, scope: c.scope, uses: c.useCount, maxUses: c.maxUses, expiresAt: c.expiresAt?.toISOString() ?? null,
+      state: c.revokedAt ? "revoked" : c.expiresAt && c.expiresAt.getTime() < now ? "expired" : c.maxUses !== null && c.useCount >= c.maxUses ? "exhausted" : "active",
+    }));
+    if (inv.io.json) inv.io.out(JSON.stringify(rows));
+    else for (const r of rows) inv.io.out(`${r.name.padEnd(24)} ${r.state.padEnd(9)} uses ${r.uses}${r.maxUses !== null ? "/" + r.maxUses : ""}  scope ${r.scope}  expires ${r.expiresAt ?? "never"}`);
+    return EXIT.ok;
+  });
+
+const secretRevoke: Command = (inv) =>
+  withAuthority(inv, async (_a, store) => {
+    const name = inv.args[0];
+    if (!name) throw new UsageError("a NAME argument is needed");
+    const c = await store.findCredentialByName("secret", name);
+    if (!c) throw new TesseraError("TESSERA_ERR_NOT_FOUND", { message: "no such secret", detail: name });
+    const now = new Date();
+    if (!(await store.revokeCredential(c.id, now))) throw new TesseraError("TESSERA_ERR_STORE_CONFLICT", { message: "secret already revoked", detail: name });
+    await store.appendAudit({ at: now, actor: "cli", action: "credential.revoked", target: name, detail: { kind: "secret" } });
+    if (inv.io.json) inv.io.out(JSON.stringify({ name, revokedAt: now.toISOString() }));
+    else inv.io.out(`secret '${name}' revoked`);
+    return EXIT.ok;
+  });
+
+/** Certificate and secret commands for the command table. */
+export const certCommands: Record<string, Command> = {
+  "cert sign": certSign,
+  "cert list": certList,
+  "cert show": certShow,
+  "cert revoke": certRevoke,
+  "secret create": secretCreate,
+  "secret list": secretList,
+  "secret revoke": secretRevoke,
+};

@@ -1,0 +1,123 @@
+/**
+ * The command table: "group sub" → handler. Server, CA, config and store
+ * commands live here; certificate and secret commands in commands-cert.ts.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import pino from "pino";
+import { loadConfig } from "../config/load.js";
+import { caPaths, describeCertificate, importCa, initCa, loadCa } from "../ca/ca-files.js";
+import { openStore } from "../store/index.js";
+import { installSignalHandlers, startServer } from "../server.js";
+import { EXIT, UsageError } from "./output.js";
+import type { Invocation } from "./main.js";
+import { certCommands } from "./commands-cert.js";
+
+/** A command handler: returns the exit code. */
+export type Command = (inv: Invocation) => Promise<number>;
+
+function str(inv: Invocation, name: string): string | undefined {
+  const v = inv.flags[name];
+  return typeof v === "string" ? v : undefined;
+}
+
+function readFile(path: string, what: string): string {
+  if (!fs.existsSync(path)) throw new UsageError(`${what} not found: ${path}`);
+  return fs.readFileSync(path, "utf8");
+}
+
+const serve: Command = async (inv) => {
+  const config = await inv.config();
+  const logger = pino({ level: config.logLevel });
+  const server = await startServer(config, { logger, banner: inv.io.json ? () => undefined : inv.io.out });
+  if (inv.io.json) inv.io.out(JSON.stringify({ url: server.url, httpUrl: server.httpUrl, rootSha256: describeCertificate(server.authority.ca.root).sha256, dataDir: config.dataDir }));
+  installSignalHandlers(server, logger);
+  await new Promise<never>(() => undefined); // runs until a signal handler exits the process
+  return EXIT.ok;
+};
+
+const caInit: Command = async (inv) => {
+  const config = await inv.config();
+  const passphrase = { env: inv.env.TESSERA_CA_PASSPHRASE, file: config.caPassphraseFile };
+  const importCert = str(inv, "import-cert");
+  const importKey = str(inv, "import-key");
+  if (Boolean(importCert) !== Boolean(importKey)) throw new UsageError("--import-cert and --import-key go together");
+  const result = importCert
+    ? await importCa({
+        dataDir: config.dataDir,
+        passphrase,
+        certificatePem: readFile(importCert, "certificate"),
+        keyPem: readFile(importKey!, "key"),
+        keyPassphrase: str(inv, "import-key-passphrase-file") ? readFile(str(inv, "import-key-passphrase-file")!, "passphrase file").replace(/\r?\n$/, "") : undefined,
+        rootPem: str(inv, "root") ? readFile(str(inv, "root")!, "root certificate") : undefined,
+      })
+    : await initCa({ dataDir: config.dataDir, passphrase, keyType: str(inv, "key-type") ?? config.ca.keyType, name: config.ca.name, organization: config.ca.organization });
+  const root = describeCertificate(result.material.root);
+  const issuer = describeCertificate(result.material.issuer.certificate);
+  if (inv.io.json) inv.io.out(JSON.stringify({ root, issuer, dir: caPaths(config.dataDir).dir, generatedPassphraseFile: result.generatedPassphraseFile ?? null }));
+  else {
+    inv.io.out(`${importCert ? "Imported" : "Created"} CA in ${caPaths(config.dataDir).dir}`);
+    inv.io.out(`  root:   ${root.subject}  SHA-256 ${root.sha256}`);
+    inv.io.out(`  issuer: ${issuer.subject}  valid until ${issuer.notAfter}`);
+    if (result.generatedPassphraseFile) inv.io.out(`  key passphrase generated into ${result.generatedPassphraseFile} (0600): back it up`);
+  }
+  return EXIT.ok;
+};
+
+const caShow: Command = async (inv) => {
+  const config = await inv.config();
+  const ca = loadCa(config.dataDir, { env: inv.env.TESSERA_CA_PASSPHRASE, file: config.caPassphraseFile });
+  const certs = { root: describeCertificate(ca.root), issuer: describeCertificate(ca.issuer.certificate) };
+  if (inv.io.json) inv.io.out(JSON.stringify(certs));
+  else {
+    for (const [name, c] of Object.entries(certs)) {
+      inv.io.out(`${name}:\n  subject:    ${c.subject}\n  issuer:     ${c.issuer}\n  serial:     ${c.serial}\n  not before: ${c.notBefore}\n  not after:  ${c.notAfter}\n  SHA-256:    ${c.sha256}`);
+    }
+  }
+  return EXIT.ok;
+};
+
+const configCheck: Command = async (inv) => {
+  const result = await loadConfig({
+    flags: Object.fromEntries(Object.entries(inv.flags).filter(([, v]) => typeof v === "string" || typeof v === "boolean")) as Record<string, string | boolean>,
+    env: inv.env,
+    cwd: process.cwd(),
+    systemHostname: () => os.hostname(),
+  });
+  if (inv.io.json) inv.io.out(JSON.stringify({ ok: result.problems.length === 0, file: result.file ?? null, problems: result.problems, config: result.problems.length === 0 ? result.config : undefined }));
+  else if (result.problems.length > 0) {
+    inv.io.err(`${result.problems.length} problem(s) in the configuration${result.file ? ` (${result.file})` : ""}:`);
+    for (const p of result.problems) inv.io.err(`  - ${p.key}: ${p.message} [${p.source}]`);
+  } else {
+    const c = result.config!;
+    inv.io.out(`Configuration OK${result.file ? ` (${result.file})` : " (no config file)"}`);
+    inv.io.out(`  data dir: ${c.dataDir}\n  hostname: ${c.hostname}\n  database: ${c.databaseUrl}`);
+    for (const l of c.listeners) inv.io.out(`  listener ${l.name}: ${l.host}:${l.port} client-cert=${l.clientCert} protocols=${l.protocols.join(",")}`);
+    inv.io.out(`  profiles: ${Object.keys(c.profiles).join(", ")} (default ${c.defaultProfile})`);
+  }
+  return result.problems.length === 0 ? EXIT.ok : EXIT.config;
+};
+
+const dbMigrate: Command = async (inv) => {
+  const config = await inv.config();
+  const store = await openStore(config.databaseUrl, { synchronous: config.sqlite.synchronous });
+  try {
+    const applied = await store.migrate();
+    const version = await store.schemaVersion();
+    if (inv.io.json) inv.io.out(JSON.stringify({ applied, version, kind: store.kind }));
+    else inv.io.out(`${applied} migration(s) applied; schema version ${version} (${store.kind})`);
+  } finally {
+    await store.close();
+  }
+  return EXIT.ok;
+};
+
+/** Every command by name ("group sub" or a single word). */
+export const COMMANDS: Record<string, Command> = {
+  serve,
+  "ca init": caInit,
+  "ca show": caShow,
+  "config check": configCheck,
+  "db migrate": dbMigrate,
+  ...certCommands,
+};

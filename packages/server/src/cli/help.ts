@@ -1,0 +1,36 @@
+/** The `tessera --help` text; docs/cli.md repeats it and a test keeps both in step with the dispatcher. */
+export const HELP = `Usage: tessera <command> [options]
+
+Commands:
+  serve                         Run the server (creates the CA on first start)
+  ca init [--key-type T]        Create a root (10 y) + issuing CA (5 y); T: ec-p256 (default), ec-p384, ed25519, rsa-2048|3072|4096
+  ca init --import-cert F --import-key F [--root F] [--import-key-passphrase-file F]
+                                Import an existing CA (issuing certificate + key) instead
+  ca show                       Print subject, validity and fingerprints of the CA certificates
+  config check                  Validate configuration; print every problem at once
+  db migrate                    Apply pending store migrations
+  cert sign --csr FILE [--profile NAME] [--subject DN] [--san NAME]...
+                                Sign a CSR offline through the authority; prints the PEM certificate
+  cert list [--device ID] [--status valid|revoked|superseded] [--limit N]
+  cert show SERIAL              SERIAL in hex (with or without colons) or decimal
+  cert revoke SERIAL [--reason R]
+                                R: unspecified (default), keyCompromise, superseded, cessationOfOperation, …
+  secret create NAME [--value S] [--scope S] [--expires 90d] [--max-uses N]
+                                Create a bootstrap secret (printed once when generated)
+  secret list                   List bootstrap secrets (never their values)
+  secret revoke NAME            Revoke a bootstrap secret
+
+Global options:
+  --config FILE                 TOML configuration file (default ./tessera.toml if present)
+  --data-dir DIR                Data directory (default ./data; env TESSERA_DATA_DIR)
+  --listen HOST:PORT            Main HTTPS listener (default 127.0.0.1:8443; env TESSERA_LISTEN)
+  --http-listen HOST:PORT       Plain HTTP for CA/CRL download (default off; env TESSERA_HTTP_LISTEN)
+  --hostname NAME               Public host name (env TESSERA_HOSTNAME)
+  --database-url URL            sqlite:PATH or postgres://… (env TESSERA_DATABASE_URL)
+  --ca-passphrase-file FILE     CA key passphrase file (env TESSERA_CA_PASSPHRASE_FILE)
+  --log-level LEVEL             fatal|error|warn|info|debug|trace|silent
+  --json                        Machine-readable output
+  -h, --help                    Show this help
+
+Exit codes: 0 ok, 1 failure, 2 usage error, 3 invalid configuration, 4 not found, 5 refused (bad input or conflict).
+`;

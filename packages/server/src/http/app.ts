@@ -1,0 +1,122 @@
+/**
+ * Builds the HTTPS listeners: one Fastify app per configured listener on its
+ * own https.Server (so TLS options, client-certificate requests and
+ * certificate reloads stay under our control), mounting the protocols the
+ * listener names.
+ */
+import * as https from "node:https";
+import type { TLSSocket } from "node:tls";
+import Fastify, { type FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+import type { PeerResult, VerifyOptions } from "@tessera/mtls";
+import type { ListenerConfig } from "../config/types.js";
+import { peerOf } from "./peer.js";
+import { sendError } from "./errors.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** The TLS peer's verification result for this connection. */
+    peer(): Promise<PeerResult>;
+  }
+}
+
+/** TLS material of a listener. */
+export interface TlsMaterial {
+  /** Server certificate chain PEM (leaf first). */
+  cert: string;
+  key: string;
+  /** CA certificates (PEM) named in the CertificateRequest, per clientCaNames. */
+  clientCaNames: { issuing: string; all: string };
+}
+
+/** A mountable protocol front-end (thin: decode, one authority call, encode). */
+export interface ProtocolModule {
+  /** Name used in listener configs ("core" is always mounted). */
+  name: string;
+  register(app: FastifyInstance): void | Promise<void>;
+}
+
+/** A started listener. */
+export interface Listener {
+  config: ListenerConfig;
+  app: FastifyInstance;
+  server: https.Server;
+  /** Replaces the TLS certificate and CA names for new connections. */
+  reloadTls(material: TlsMaterial): void;
+}
+
+function secureOptions(cfg: ListenerConfig, m: TlsMaterial): https.ServerOptions {
+  const ca = cfg.clientCaNames === "none" || cfg.clientCert === "none" ? undefined : cfg.clientCaNames === "all" ? m.clientCaNames.all : m.clientCaNames.issuing;
+  return {
+    cert: m.cert,
+    key: m.key,
+    ca,
+    minVersion: "TLSv1.2",
+    requestCert: cfg.clientCert !== "none",
+    // We verify the peer ourselves (chain, validity, revocation) and let routes decide;
+    // "require" listeners still refuse a handshake without a certificate.
+    rejectUnauthorized: false,
+  };
+}
+
+/** Creates (but does not start) the HTTPS listener for `cfg`. */
+export async function createListener(opts: {
+  config: ListenerConfig;
+  tls: TlsMaterial;
+  logger: Logger;
+  bodyLimit: number;
+  verifyOptions: () => VerifyOptions;
+  protocols: ProtocolModule[];
+}): Promise<Listener> {
+  const cfg = opts.config;
+  let server!: https.Server;
+  const app = Fastify({
+    loggerInstance: opts.logger.child({ listener: cfg.name }),
+    disableRequestLogging: true,
+    bodyLimit: opts.bodyLimit,
+    return503OnClosing: true,
+    forceCloseConnections: "idle",
+    serverFactory: (handler) => {
+      server = https.createServer(secureOptions(cfg, opts.tls), handler);
+      if (cfg.clientCert === "require") {
+        // Refuse at the handshake (as liteboot clients expect), not with an HTTP error.
+        server.on("secureConnection", (socket: TLSSocket) => {
+          if (!socket.getPeerCertificate()?.raw) socket.destroy();
+        });
+      }
+      return server;
+    },
+  }) as unknown as FastifyInstance;
+  app.decorateRequest("peer", function (this: { raw: { socket: unknown } }) {
+    return peerOf(this.raw.socket as TLSSocket, opts.verifyOptions);
+  });
+  // Bodies arrive as bytes; each protocol decodes its own wire format (PEM, DER, base64, CBOR, JSON…).
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
+  app.setErrorHandler((err, request, reply) => sendError(request, reply, err));
+  app.setNotFoundHandler((request, reply) => sendError(request, reply, Object.assign(new Error("not found"), { statusCode: 404 })));
+  // Every response carries Content-Length: some device clients cannot read chunked bodies.
+  app.addHook("onSend", async (_request, reply, payload) => {
+    if (payload !== null && payload !== undefined && typeof payload === "object" && typeof (payload as NodeJS.ReadableStream).pipe === "function") {
+      const chunks: Buffer[] = [];
+      for await (const c of payload as AsyncIterable<Buffer>) chunks.push(Buffer.from(c));
+      const body = Buffer.concat(chunks);
+      reply.header("content-length", body.length);
+      return body;
+    }
+    return payload;
+  });
+  const wanted = new Set(cfg.protocols);
+  for (const p of opts.protocols) {
+    if (p.name === "core" || wanted.has("*") || wanted.has(p.name)) await p.register(app);
+  }
+  await app.ready();
+  return {
+    config: cfg,
+    app,
+    server,
+    reloadTls(material) {
+      server.setSecureContext(secureOptions(cfg, material));
+    },
+  };
+}

@@ -1,0 +1,203 @@
+/**
+ * The composition root: config → store → CA → authority → listeners.
+ * Owns start-up, the banner, timers (server certificate renewal, CRL
+ * refresh) and signals (SIGTERM drains, SIGHUP reloads).
+ */
+import * as fs from "node:fs";
+import * as http from "node:http";
+import pino, { type Logger } from "pino";
+import { pemEncode, sha256Hex, colonHex } from "@tessera/pki";
+import type { VerifyOptions } from "@tessera/mtls";
+import Fastify from "fastify";
+import type { TesseraConfig } from "./config/types.js";
+import { openStore } from "./store/index.js";
+import type { Store } from "./authority/ports.js";
+import { Authority } from "./authority/authority.js";
+import { operatorAuthorizer, secretAuthorizer } from "./authority/authorizers.js";
+import { compileProfiles } from "./authority/profiles.js";
+import { systemClock, systemRandom } from "./authority/runtime.js";
+import { caExists, caPaths, initCa, loadCa } from "./ca/ca-files.js";
+import { ensureServerCertificate, type ServerCertificate } from "./ca/server-certificate.js";
+import { createListener, type Listener, type ProtocolModule, type TlsMaterial } from "./http/app.js";
+import { coreRoutes } from "./http/core-routes.js";
+import { nativeRoutes } from "./http/native-routes.js";
+import { createMetrics } from "./metrics.js";
+
+/** A running server. */
+export interface RunningServer {
+  authority: Authority;
+  store: Store;
+  listeners: Listener[];
+  /** URL of the main listener. */
+  url: string;
+  /** Plain HTTP URL for CA/CRL download, if enabled. */
+  httpUrl?: string;
+  /** Re-reads TLS material (after renewal or on SIGHUP) and refreshes the CRL. */
+  reload(): Promise<void>;
+  /** Stops accepting, drains in-flight requests and queued writes, closes the store. */
+  close(): Promise<void>;
+}
+
+function hostForUrl(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+/** Opens the store and the CA (creating the CA on first start) and builds the authority. */
+export async function openAuthority(config: TesseraConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<{ authority: Authority; store: Store; createdCa: boolean; generatedPassphraseFile?: string }> {
+  const store = await openStore(config.databaseUrl, { synchronous: config.sqlite.synchronous });
+  try {
+    await store.migrate();
+    const passphrase = { env: env.TESSERA_CA_PASSPHRASE, file: config.caPassphraseFile };
+    let createdCa = false;
+    let generatedPassphraseFile: string | undefined;
+    if (!caExists(config.dataDir)) {
+      const r = await initCa({ dataDir: config.dataDir, passphrase, keyType: config.ca.keyType, name: config.ca.name, organization: config.ca.organization });
+      createdCa = true;
+      generatedPassphraseFile = r.generatedPassphraseFile;
+      log.info({ dir: caPaths(config.dataDir).dir }, "created a new CA");
+    }
+    const ca = loadCa(config.dataDir, passphrase);
+    const crlUrls = config.httpListen ? [`http://${hostForUrl(config.hostname)}:${config.httpListen.port}/crl`] : undefined;
+    const profiles = await compileProfiles(config.profiles, ca.issuer, { crl: crlUrls });
+    const authority = new Authority({
+      store,
+      ca,
+      profiles,
+      defaultProfile: config.defaultProfile,
+      authorizers: { operator: operatorAuthorizer, secret: secretAuthorizer(store, systemClock) },
+      clock: systemClock,
+      random: systemRandom,
+      crl: { validitySeconds: config.crl.validity, refreshBeforeSeconds: config.crl.refreshBefore },
+      batchMax: config.issuanceBatchMax,
+    });
+    return { authority, store, createdCa, generatedPassphraseFile };
+  } catch (err) {
+    await store.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Starts every listener. `extraProtocols` lets later front-ends mount themselves. */
+export async function startServer(config: TesseraConfig, opts: { logger?: Logger; extraProtocols?: (a: Authority) => ProtocolModule[]; banner?: (line: string) => void } = {}): Promise<RunningServer> {
+  const log = opts.logger ?? pino({ level: config.logLevel });
+  const { authority, store, createdCa, generatedPassphraseFile } = await openAuthority(config, log);
+  const ca = authority.ca;
+  const verifyOptions = (): VerifyOptions => ({
+    roots: [ca.root],
+    intermediates: [ca.issuer.certificate],
+    isRevoked: (serial) => authority.isRevoked(serial),
+  });
+  const issuingPem = pemEncode("CERTIFICATE", ca.issuer.certificate.der);
+  const tlsFrom = (sc: ServerCertificate): TlsMaterial => ({
+    cert: sc.certPem,
+    key: sc.keyPem,
+    clientCaNames: { issuing: issuingPem, all: issuingPem + pemEncode("CERTIFICATE", ca.root.der) },
+  });
+  const serverCert = () =>
+    ensureServerCertificate({ dataDir: config.dataDir, hostname: config.hostname, authority, renewBeforeSeconds: config.serverCertificate.renewBefore, now: new Date() });
+  let tls = tlsFrom(await serverCert());
+  const metrics = createMetrics(authority);
+  const protocols: ProtocolModule[] = [coreRoutes({ authority, store, metrics }), nativeRoutes({ authority }), ...(opts.extraProtocols?.(authority) ?? [])];
+
+  const listeners: Listener[] = [];
+  let plain: http.Server | undefined;
+  let plainApp: ReturnType<typeof Fastify> | undefined;
+  const closeAll = async () => {
+    await Promise.allSettled(listeners.map((l) => l.app.close()));
+    if (plainApp) await plainApp.close().catch(() => undefined);
+    await authority.flush();
+    await store.close();
+  };
+  try {
+    for (const lc of config.listeners) {
+      const l = await createListener({ config: lc, tls, logger: log, bodyLimit: config.bodyLimit, verifyOptions, protocols });
+      await new Promise<void>((resolve, reject) => {
+        l.server.once("error", reject);
+        l.server.listen(lc.port, lc.host, () => {
+          l.server.off("error", reject);
+          resolve();
+        });
+      });
+      listeners.push(l);
+    }
+    if (config.httpListen) {
+      // Plain HTTP serves only what relying parties fetch without TLS: the CA chain and the CRL.
+      plainApp = Fastify({ loggerInstance: log.child({ listener: "http" }), disableRequestLogging: true });
+      await coreRoutes({ authority, store, metrics }).register(plainApp as never);
+      await plainApp.listen({ host: config.httpListen.host, port: config.httpListen.port });
+      plain = plainApp.server;
+    }
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+
+  const main = listeners[0]!;
+  const addr = main.server.address();
+  const port = typeof addr === "object" && addr ? addr.port : main.config.port;
+  const url = `https://${hostForUrl(config.hostname)}:${port}`;
+  const paddr = plain?.address();
+  const httpUrl = paddr && typeof paddr === "object" ? `http://${hostForUrl(config.hostname)}:${paddr.port}` : undefined;
+
+  const reload = async () => {
+    const sc = await serverCert();
+    tls = tlsFrom(sc);
+    for (const l of listeners) l.reloadTls(tls);
+    if (sc.renewed) log.info({ serial: sc.leaf.serialHex, notAfter: sc.leaf.notAfter }, "server certificate renewed");
+    await authority.crl.rebuild();
+  };
+  // Hourly: renew the server certificate ahead of expiry; every minute: keep the CRL ahead of nextUpdate.
+  const renewTimer = setInterval(() => void reload().catch((err) => log.error({ err }, "server certificate renewal failed")), 3600_000).unref();
+  const crlTimer = setInterval(() => void authority.currentCrl().catch((err) => log.error({ err }, "CRL refresh failed")), 60_000).unref();
+
+  const print = opts.banner ?? ((line: string) => process.stdout.write(line + "\n"));
+  const p = caPaths(config.dataDir);
+  print(`Tessera is listening on ${url}${listeners.length > 1 ? ` (+${listeners.length - 1} more listeners)` : ""}`);
+  if (httpUrl) print(`  CA and CRL over plain HTTP: ${httpUrl}/ca.pem ${httpUrl}/crl`);
+  print(`  Root CA SHA-256 fingerprint: ${colonHex(sha256Hex(ca.root.der))}`);
+  print(`  CA ${createdCa ? "created" : "loaded"}: ${p.root} (root), ${p.issuer} (issuing CA), ${p.chain} (chain)`);
+  if (generatedPassphraseFile) print(`  CA key passphrase generated into ${generatedPassphraseFile} (mode 0600): back it up, the CA keys are encrypted with it`);
+  print(`  Store: ${store.kind === "sqlite" ? config.databaseUrl.replace(/^sqlite:/, "") : "PostgreSQL"}; try: curl --cacert ${p.chain} ${url}/healthz`);
+
+  return {
+    authority,
+    store,
+    listeners,
+    url,
+    httpUrl,
+    reload,
+    async close() {
+      clearInterval(renewTimer);
+      clearInterval(crlTimer);
+      await closeAll();
+    },
+  };
+}
+
+/** Installs SIGTERM/SIGINT (drain and exit) and SIGHUP (reload) handlers. */
+export function installSignalHandlers(server: RunningServer, log: Logger): void {
+  let closing = false;
+  const stop = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    log.info({ signal }, "draining and shutting down");
+    server.close().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGHUP", () => {
+    log.info("SIGHUP: reloading TLS certificate and CRL");
+    server.reload().catch((err) => log.error({ err }, "reload failed"));
+  });
+}
+
+/** Reads a file if it exists (helper for the CLI). */
+export function readIfExists(file: string): string | undefined {
+  return fs.existsSync(file) ? fs.readFileSync(file, "utf8") : undefined;
+}
