@@ -8,7 +8,7 @@ import * as http from "node:http";
 import pino, { type Logger } from "pino";
 import { pemEncode, sha256Hex, colonHex } from "@tessera/pki";
 import type { VerifyOptions } from "@tessera/mtls";
-import Fastify from "fastify";
+import Fastify, { LogController } from "fastify";
 import type { TesseraConfig } from "./config/types.js";
 import { openStore } from "./store/index.js";
 import type { Store } from "./authority/ports.js";
@@ -122,7 +122,7 @@ export async function startServer(config: TesseraConfig, opts: { logger?: Logger
     }
     if (config.httpListen) {
       // Plain HTTP serves only what relying parties fetch without TLS: the CA chain and the CRL.
-      plainApp = Fastify({ loggerInstance: log.child({ listener: "http" }), disableRequestLogging: true });
+      plainApp = Fastify({ loggerInstance: log.child({ listener: "http" }), logController: new LogController({ disableRequestLogging: true }) });
       await coreRoutes({ authority, store, metrics }).register(plainApp as never);
       await plainApp.listen({ host: config.httpListen.host, port: config.httpListen.port });
       plain = plainApp.server;

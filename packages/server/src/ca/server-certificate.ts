@@ -1,12 +1,12 @@
 /**
  * The server's own TLS certificate, issued by our CA through the authority
- * (profile "server"): DNS SAN for the hostname, IP SANs 127.0.0.1 and ::1.
+ * (profile "server"): DNS SANs for the hostname and localhost, IP SANs 127.0.0.1 and ::1.
  * Stored under <dataDir>/server/ and renewed when it nears expiry, when the
  * hostname changes, or when the issuing CA changed.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { buildCsr, certificateSans, exportPrivateKey, formatSan, generateKeyPair, parseCertificate, pemEncode, type ParsedCertificate } from "@tessera/pki";
+import { buildCsr, certificateSans, exportPrivateKey, formatSan, generateKeyPair, parseCertificate, pemEncode, type ParsedCertificate, type SubjectAltName } from "@tessera/pki";
 import type { Authority } from "../authority/authority.js";
 
 /** The server certificate files and their parsed leaf. */
@@ -29,8 +29,10 @@ function writeAtomic(file: string, data: string): void {
   fs.renameSync(tmp, file);
 }
 
-function wantedSans(hostname: string): string[] {
-  return [`DNS:${hostname}`, "IP Address:127.0.0.1", "IP Address:::1"];
+function sanList(hostname: string): SubjectAltName[] {
+  // localhost too, so local tools (curl https://localhost…) verify whatever the public name is.
+  const names = hostname === "localhost" ? ["localhost"] : [hostname, "localhost"];
+  return [...names.map((value) => ({ type: "dns" as const, value })), { type: "ip", value: "127.0.0.1" }, { type: "ip", value: "::1" }];
 }
 
 /** Loads the server certificate, issuing a new one if missing, expiring within `renewBeforeSeconds`, or stale. */
@@ -49,7 +51,7 @@ export async function ensureServerCertificate(opts: {
       const sans = new Set(certificateSans(leaf).map(formatSan));
       const fresh = leaf.notAfter.getTime() - opts.now.getTime() > opts.renewBeforeSeconds * 1000;
       const sameIssuer = leaf.issuer.equals(opts.authority.ca.issuer.certificate.subject);
-      if (fresh && sameIssuer && wantedSans(opts.hostname).every((s) => sans.has(s))) {
+      if (fresh && sameIssuer && sanList(opts.hostname).map(formatSan).every((s) => sans.has(s))) {
         return { certPem, keyPem: fs.readFileSync(p.key, "utf8"), leaf, renewed: false };
       }
     } catch {
@@ -64,7 +66,7 @@ export async function ensureServerCertificate(opts: {
     protocol: "system",
     credential: { kind: "operator", actor: "system" },
     subject: [{ type: "CN", value: opts.hostname }],
-    sans: [{ type: "dns", value: opts.hostname }, { type: "ip", value: "127.0.0.1" }, { type: "ip", value: "::1" }],
+    sans: sanList(opts.hostname),
   });
   fs.mkdirSync(p.dir, { recursive: true, mode: 0o700 });
   const keyPem = exportPrivateKey(privateKey);

@@ -6,7 +6,7 @@
  */
 import * as https from "node:https";
 import type { TLSSocket } from "node:tls";
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import type { PeerResult, VerifyOptions } from "@tessera/mtls";
 import type { ListenerConfig } from "../config/types.js";
@@ -72,7 +72,7 @@ export async function createListener(opts: {
   let server!: https.Server;
   const app = Fastify({
     loggerInstance: opts.logger.child({ listener: cfg.name }),
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: opts.bodyLimit,
     return503OnClosing: true,
     forceCloseConnections: "idle",

@@ -3,13 +3,14 @@
  * body a PKCS#10 CSR (PEM or DER), `Authorization: Bearer <bootstrap
  * secret>` (scope "tessera" or "*"), optional `?profile=`. Answers 201 with
  * the PEM certificate followed by the issuing CA. Errors use the generic
- * JSON form with stable codes (docs/errors.md).
+ * JSON form with stable codes (docs/errors.md). `GET /tessera/v1/whoami`
+ * reports how this connection's client certificate verified.
  */
 import type { FastifyInstance } from "fastify";
 import type { Authority } from "../authority/authority.js";
 import { TesseraError } from "../errors.js";
 import type { ProtocolModule } from "./app.js";
-import { pemEncode } from "@tessera/pki";
+import { formatName, pemEncode } from "@tessera/pki";
 
 const CSR_TYPES = /^(application\/(pkcs10|x-pem-file|octet-stream)|text\/plain)\b/;
 
@@ -18,6 +19,17 @@ export function nativeRoutes(deps: { authority: Pick<Authority, "issue"> }): Pro
   return {
     name: "tessera",
     register(app: FastifyInstance) {
+      // What this connection's client certificate verified as (for operators and device debugging).
+      app.get("/tessera/v1/whoami", async (req, reply) => {
+        const peer = await req.peer();
+        const body =
+          peer.status === "verified"
+            ? { status: peer.status, serial: peer.certificate.serialHex, subject: formatName(peer.certificate.subject), notAfter: peer.certificate.notAfter.toISOString() }
+            : peer.status === "rejected"
+              ? { status: peer.status, reason: peer.reason }
+              : { status: peer.status };
+        return reply.type("application/json").send(body);
+      });
       app.post<{ Querystring: { profile?: string } }>("/tessera/v1/certificates", async (req, reply) => {
         const auth = req.headers.authorization ?? "";
         const m = /^Bearer\s+(\S+)$/i.exec(auth);

@@ -1,0 +1,96 @@
+/**
+ * Built-in defaults: what the server runs with when nothing is configured.
+ * docs/configuration.md lists the same values; keep the two in step.
+ */
+import path from "node:path";
+import type { ListenerConfig, ProfileConfig, TesseraConfig } from "./types.js";
+
+const MINUTE = 60;
+const DAY = 86_400;
+
+/** Data directory before resolution, relative to the working directory. */
+export const DEFAULT_DATA_DIR = "./data";
+
+/** Key policy and extension defaults shared by the built-in profiles. */
+const BASE_PROFILE: ProfileConfig = {
+  validity: 365 * DAY,
+  backdate: 5 * MINUTE,
+  keyUsage: ["digitalSignature"],
+  extKeyUsage: ["clientAuth"],
+  basicConstraints: true,
+  subjectKeyIdentifier: true,
+  authorityKeyIdentifier: true,
+  serial: { kind: "random", bytes: 16 },
+  subject: "csr",
+  sans: "csr",
+  minRsaBits: 2048,
+  ecCurves: ["P-256", "P-384", "P-521"],
+  allowEd25519: true,
+  allowRsa: true,
+};
+
+/** Deep copy of a profile, so callers can change the copy without touching a shared default. */
+export function cloneProfile(p: ProfileConfig): ProfileConfig {
+  return { ...p, keyUsage: [...p.keyUsage], extKeyUsage: [...p.extKeyUsage], ecCurves: [...p.ecCurves], serial: { ...p.serial } };
+}
+
+/**
+ * The built-in profiles, freshly copied: "device" (client certificates, 365
+ * days, subject and SANs from the CSR) and "server" (TLS server certificates,
+ * 90 days, digitalSignature + keyEncipherment, serverAuth, SANs from the
+ * request). Both backdate notBefore by 5 minutes and use 16-byte random serials.
+ */
+export function defaultProfiles(): Record<string, ProfileConfig> {
+  return {
+    device: cloneProfile(BASE_PROFILE),
+    server: {
+      ...cloneProfile(BASE_PROFILE),
+      validity: 90 * DAY,
+      keyUsage: ["digitalSignature", "keyEncipherment"],
+      extKeyUsage: ["serverAuth"],
+      sans: "request",
+    },
+  };
+}
+
+/** The default main listener: "main" on 127.0.0.1:8443, asking for (not requiring) a client certificate, every protocol. */
+export function defaultListener(): ListenerConfig {
+  return { name: "main", host: "127.0.0.1", port: 8443, clientCert: "request", clientCaNames: "issuing", protocols: ["*"] };
+}
+
+/** Default database: the SQLite file `tessera.db` in the data directory, as a "sqlite:<absolute path>" URL. */
+export function defaultDatabaseUrl(dataDir: string): string {
+  return `sqlite:${path.join(dataDir, "tessera.db")}`;
+}
+
+/** Default CA key passphrase file: `<dataDir>/ca/passphrase`. */
+export function defaultCaPassphraseFile(dataDir: string): string {
+  return path.join(dataDir, "ca", "passphrase");
+}
+
+/**
+ * The whole default configuration, with the data directory ("./data")
+ * resolved against `cwd` and the database and passphrase paths inside it.
+ * `sources` is left empty: loadConfig fills it.
+ */
+export function defaultConfig(cwd: string): TesseraConfig {
+  const dataDir = path.resolve(cwd, DEFAULT_DATA_DIR);
+  return {
+    dataDir,
+    hostname: "localhost",
+    databaseUrl: defaultDatabaseUrl(dataDir),
+    caPassphraseFile: defaultCaPassphraseFile(dataDir),
+    listeners: [defaultListener()],
+    httpListen: null,
+    bodyLimit: 65_536,
+    logLevel: "info",
+    profiles: defaultProfiles(),
+    defaultProfile: "device",
+    ca: { keyType: "ec-p256", name: "Tessera", organization: "Tessera" },
+    crl: { validity: DAY, refreshBefore: 3_600 },
+    serverCertificate: { validity: 90 * DAY, renewBefore: 30 * DAY },
+    sqlite: { synchronous: "full" },
+    issuanceBatchMax: 256,
+    sources: {},
+  };
+}

@@ -1,0 +1,207 @@
+/**
+ * Numbered schema migrations shared by SQLite and PostgreSQL, and the runner
+ * that applies them. Conventions (both databases): times are TEXT holding
+ * `Date.toISOString()` (UTC, milliseconds, fixed width, so text order is time
+ * order); statuses are TEXT words; JSON is TEXT; no booleans. Status values
+ * are not CHECK-constrained on purpose: adding a word later would force a
+ * table rebuild on SQLite, and the TypeScript types already close the sets.
+ */
+import { TesseraError } from "../errors.js";
+import type { Dialect, SqlExecutor } from "./sql.js";
+
+/** One numbered migration; `sql` returns a script for the given dialect. */
+export interface Migration {
+  version: number;
+  name: string;
+  sql(dialect: Dialect): string;
+}
+
+/** Column types that differ between the dialects. */
+function types(d: Dialect): { text: string; blob: string; serialPk: string } {
+  return d === "sqlite"
+    ? { text: "TEXT", blob: "BLOB", serialPk: "INTEGER PRIMARY KEY AUTOINCREMENT" }
+    : // "C" collation makes PostgreSQL compare text bytewise like SQLite's BINARY,
+      // so serial and time ordering is identical on both backends.
+      { text: 'TEXT COLLATE "C"', blob: "BYTEA", serialPk: "BIGSERIAL PRIMARY KEY" };
+}
+
+/** Every migration, in order. Never edit a released one: append a new one. */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "initial schema",
+    sql(d) {
+      const { text: T, blob, serialPk } = types(d);
+      return `
+CREATE TABLE devices (
+  id ${T} PRIMARY KEY,
+  fingerprint ${T},
+  status ${T} NOT NULL,
+  protocol ${T} NOT NULL,
+  attributes ${T} NOT NULL,
+  created_at ${T} NOT NULL,
+  updated_at ${T} NOT NULL,
+  last_seen_at ${T},
+  last_ip ${T},
+  current_serial ${T}
+);
+CREATE UNIQUE INDEX devices_fingerprint ON devices (fingerprint);
+CREATE INDEX devices_status_created ON devices (status, created_at);
+
+CREATE TABLE certificates (
+  serial ${T} PRIMARY KEY,
+  device_id ${T} REFERENCES devices (id),
+  profile ${T} NOT NULL,
+  subject ${T} NOT NULL,
+  sans ${T} NOT NULL,
+  key_fingerprint ${T} NOT NULL,
+  key_type ${T} NOT NULL,
+  not_before ${T} NOT NULL,
+  not_after ${T} NOT NULL,
+  status ${T} NOT NULL,
+  revoked_at ${T},
+  revocation_reason ${T},
+  issued_at ${T} NOT NULL,
+  protocol ${T} NOT NULL,
+  request_id ${T},
+  fingerprint ${T} NOT NULL,
+  der ${blob} NOT NULL
+);
+CREATE INDEX certificates_device_issued ON certificates (device_id, issued_at);
+CREATE INDEX certificates_status_not_after ON certificates (status, not_after);
+CREATE INDEX certificates_not_after ON certificates (not_after);
+CREATE INDEX certificates_key_fingerprint ON certificates (key_fingerprint);
+CREATE INDEX certificates_issued ON certificates (issued_at, serial);
+
+CREATE TABLE enrollment_requests (
+  id ${T} PRIMARY KEY,
+  protocol ${T} NOT NULL,
+  device_id ${T},
+  csr_sha256 ${T} NOT NULL UNIQUE,
+  csr ${blob} NOT NULL,
+  subject ${T} NOT NULL,
+  profile ${T} NOT NULL,
+  status ${T} NOT NULL,
+  created_at ${T} NOT NULL,
+  decided_at ${T},
+  decided_by ${T},
+  reason ${T},
+  certificate_serial ${T},
+  attributes ${T} NOT NULL
+);
+CREATE INDEX enrollment_requests_status_created ON enrollment_requests (status, created_at);
+
+CREATE TABLE credentials (
+  id ${T} PRIMARY KEY,
+  kind ${T} NOT NULL,
+  name ${T} NOT NULL,
+  scope ${T} NOT NULL,
+  hash ${T} NOT NULL,
+  expires_at ${T},
+  max_uses INTEGER,
+  use_count INTEGER NOT NULL DEFAULT 0,
+  revoked_at ${T},
+  created_at ${T} NOT NULL,
+  UNIQUE (kind, name)
+);
+CREATE INDEX credentials_kind_hash ON credentials (kind, hash);
+
+CREATE TABLE audit_events (
+  id ${serialPk},
+  at ${T} NOT NULL,
+  actor ${T} NOT NULL,
+  action ${T} NOT NULL,
+  target ${T} NOT NULL,
+  detail ${T} NOT NULL
+);
+CREATE INDEX audit_events_action_at ON audit_events (action, at);
+CREATE INDEX audit_events_target ON audit_events (target);
+
+CREATE TABLE settings (
+  key ${T} PRIMARY KEY,
+  value ${T} NOT NULL
+);
+`;
+    },
+  },
+];
+
+/** Highest migration number this build knows. */
+export const LATEST_SCHEMA_VERSION: number = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
+
+const CREATE_MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS schema_migrations (
+  version INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  applied_at TEXT NOT NULL
+)`;
+
+/**
+ * Creates schema_migrations if absent. Two PostgreSQL sessions racing on
+ * CREATE TABLE IF NOT EXISTS can both miss it and one then fails on the
+ * catalog's unique index; the table exists by then, so one retry settles it.
+ */
+async function ensureMigrationsTable(db: SqlExecutor): Promise<void> {
+  try {
+    await db.exec(CREATE_MIGRATIONS_TABLE);
+  } catch {
+    await db.exec(CREATE_MIGRATIONS_TABLE);
+  }
+}
+
+/** Reads the highest applied migration number (0 on an empty database). */
+export async function readSchemaVersion(db: SqlExecutor): Promise<number> {
+  await ensureMigrationsTable(db);
+  const row = await db.get("SELECT MAX(version) AS v FROM schema_migrations");
+  return row?.v == null ? 0 : Number(row.v);
+}
+
+/**
+ * Applies every pending migration in one transaction and returns how many ran.
+ * Throws TESSERA_ERR_STORE_MIGRATION if one fails (nothing is applied then) or
+ * if the database is newer than this build.
+ */
+export async function runMigrations(db: SqlExecutor): Promise<number> {
+  try {
+    await ensureMigrationsTable(db);
+  } catch (err) {
+    throw migrationError("cannot create schema_migrations", err);
+  }
+  let current = "";
+  try {
+    return await db.transaction(async (tx) => {
+      // Two servers starting together must not both apply a migration. SQLite's
+      // BEGIN IMMEDIATE already excludes other writers; PostgreSQL needs a lock.
+      if (db.dialect === "postgres") await tx.exec("LOCK TABLE schema_migrations IN EXCLUSIVE MODE");
+      const rows = await tx.all("SELECT version FROM schema_migrations");
+      const applied = new Set(rows.map((r) => Number(r.version)));
+      const newest = Math.max(0, ...applied);
+      if (newest > LATEST_SCHEMA_VERSION) {
+        throw new TesseraError("TESSERA_ERR_STORE_MIGRATION", {
+          detail: `database schema version ${newest} is newer than this build supports (${LATEST_SCHEMA_VERSION})`,
+        });
+      }
+      let ran = 0;
+      for (const m of [...MIGRATIONS].sort((a, b) => a.version - b.version)) {
+        if (applied.has(m.version)) continue;
+        current = `${m.version} (${m.name})`;
+        await tx.exec(m.sql(db.dialect));
+        await tx.run("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", [
+          m.version,
+          m.name,
+          new Date().toISOString(),
+        ]);
+        ran++;
+      }
+      return ran;
+    });
+  } catch (err) {
+    if (err instanceof TesseraError && err.code === "TESSERA_ERR_STORE_MIGRATION") throw err;
+    if (err instanceof TesseraError && err.code === "TESSERA_ERR_STORE_UNAVAILABLE") throw err;
+    throw migrationError(current ? `migration ${current} failed` : "migration failed", err);
+  }
+}
+
+function migrationError(what: string, cause: unknown): TesseraError {
+  const why = cause instanceof Error ? cause.message : String(cause);
+  return new TesseraError("TESSERA_ERR_STORE_MIGRATION", { detail: `${what}: ${why}`, cause });
+}

@@ -1,0 +1,390 @@
+/**
+ * The one Store implementation, written against SqlExecutor and shared by
+ * SQLite and PostgreSQL. Races are settled inside the database: each
+ * compare-and-set is a single UPDATE … WHERE <expected state> … RETURNING,
+ * which PostgreSQL re-checks after waiting for a row lock and SQLite runs
+ * under its single writer.
+ */
+import { TesseraError } from "../errors.js";
+import type {
+  AuditEvent,
+  AuditRecord,
+  CertificateQuery,
+  CertificateRecord,
+  CredentialKind,
+  CredentialRecord,
+  DeviceRecord,
+  DeviceStatus,
+  EnrollmentRequestRecord,
+  IssuedWrite,
+  RequestStatus,
+  RevokedEntry,
+  Store,
+} from "../authority/ports.js";
+import { readSchemaVersion, runMigrations } from "./migrations.js";
+import {
+  auditInsert,
+  CERTIFICATE_COLUMNS,
+  certificateValues,
+  iso,
+  isoOrNull,
+  json,
+  paging,
+  toAudit,
+  toCertificate,
+  toCredential,
+  toDevice,
+  toRequest,
+} from "./rows.js";
+import { placeholders, type SqlExecutor, type SqlQueryable, type SqlValue } from "./sql.js";
+
+const CERT_INSERT = `INSERT INTO certificates (${CERTIFICATE_COLUMNS}) VALUES (${placeholders(17)})`;
+
+function certificateWhere(q: Omit<CertificateQuery, "limit" | "offset">, params: SqlValue[]): string {
+  const where: string[] = [];
+  if (q.deviceId !== undefined) {
+    where.push("device_id = ?");
+    params.push(q.deviceId);
+  }
+  if (q.status !== undefined) {
+    where.push("status = ?");
+    params.push(q.status);
+  }
+  if (q.expiresBefore !== undefined) {
+    where.push("not_after < ?");
+    params.push(iso(q.expiresBefore));
+  }
+  if (q.expiresAfter !== undefined) {
+    where.push("not_after >= ?");
+    params.push(iso(q.expiresAfter));
+  }
+  return where.length ? ` WHERE ${where.join(" AND ")}` : "";
+}
+
+/** Creates or updates the write's device, merging the given attributes into the stored ones. */
+async function upsertIssuedDevice(tx: SqlQueryable, w: IssuedWrite, at: string): Promise<void> {
+  const d = w.device;
+  if (!d) return;
+  const touch = "UPDATE devices SET current_serial = ?, updated_at = ? WHERE id = ? RETURNING attributes";
+  const touchParams = [w.certificate.serial, at, d.id];
+  // Updating first takes the row lock on PostgreSQL, so the attribute merge below cannot lose a concurrent one.
+  let existing = await tx.get(touch, touchParams);
+  if (!existing) {
+    const inserted = await tx.run(
+      `INSERT INTO devices (id, fingerprint, status, protocol, attributes, created_at, updated_at, current_serial)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+      [d.id, d.fingerprint, d.status, d.protocol, json(d.attributes), at, at, w.certificate.serial],
+    );
+    if (inserted.changes === 1) return;
+    // Another transaction created it between our UPDATE and INSERT.
+    existing = await tx.get(touch, touchParams);
+    if (!existing) throw new TesseraError("TESSERA_ERR_STORE_CONFLICT", { detail: `device ${d.id} could not be created or updated` });
+  }
+  if (Object.keys(d.attributes).length === 0) return;
+  const merged = { ...(JSON.parse(String(existing.attributes)) as Record<string, string>), ...d.attributes };
+  await tx.run("UPDATE devices SET attributes = ? WHERE id = ?", [json(merged), d.id]);
+}
+
+async function applyIssued(tx: SqlQueryable, w: IssuedWrite): Promise<void> {
+  const cert = w.certificate;
+  const at = iso(cert.issuedAt);
+  await upsertIssuedDevice(tx, w, at);
+  await tx.run(CERT_INSERT, certificateValues(cert));
+  const supersedes = (w.supersedes ?? []).filter((s) => s !== cert.serial);
+  if (supersedes.length > 0) {
+    await tx.run(`UPDATE certificates SET status = 'superseded' WHERE status = 'valid' AND serial IN (${placeholders(supersedes.length)})`, supersedes);
+  }
+  if (w.requestId !== undefined) {
+    // Auto-approved flows issue straight from "pending"; record the approval with the issuance.
+    await tx.run(
+      `UPDATE enrollment_requests SET certificate_serial = ?,
+         status = CASE WHEN status = 'pending' THEN 'approved' ELSE status END,
+         decided_at = COALESCE(decided_at, ?)
+       WHERE id = ?`,
+      [cert.serial, at, w.requestId],
+    );
+  }
+  await tx.run(...auditInsert(w.audit));
+}
+
+/** Store over any SqlExecutor; `kind` follows the executor's dialect. */
+export class SqlStore implements Store {
+  readonly kind: "sqlite" | "postgres";
+
+  /** Wraps an executor; the caller runs migrate() before use. */
+  constructor(private readonly db: SqlExecutor) {
+    this.kind = db.dialect;
+  }
+
+  migrate(): Promise<number> {
+    return runMigrations(this.db);
+  }
+  schemaVersion(): Promise<number> {
+    return readSchemaVersion(this.db);
+  }
+  async ping(): Promise<void> {
+    await this.db.get("SELECT 1 AS ok");
+  }
+  close(): Promise<void> {
+    return this.db.close();
+  }
+
+  async commitIssued(writes: readonly IssuedWrite[]): Promise<void> {
+    if (writes.length === 0) return;
+    await this.db.transaction(async (tx) => {
+      for (const w of writes) await applyIssued(tx, w);
+    });
+  }
+
+  async getCertificate(serial: string): Promise<CertificateRecord | undefined> {
+    const row = await this.db.get("SELECT * FROM certificates WHERE serial = ?", [serial]);
+    return row && toCertificate(row);
+  }
+
+  async listCertificates(query: CertificateQuery = {}): Promise<CertificateRecord[]> {
+    const params: SqlValue[] = [];
+    const where = certificateWhere(query, params);
+    const rows = await this.db.all(`SELECT * FROM certificates${where} ORDER BY issued_at, serial${paging(query, params)}`, params);
+    return rows.map(toCertificate);
+  }
+
+  async countCertificates(query: Omit<CertificateQuery, "limit" | "offset"> = {}): Promise<number> {
+    const params: SqlValue[] = [];
+    const row = await this.db.get(`SELECT COUNT(*) AS n FROM certificates${certificateWhere(query, params)}`, params);
+    return Number(row?.n ?? 0);
+  }
+
+  revokeCertificate(serial: string, reason: string, at: Date, audit: AuditEvent): Promise<CertificateRecord | undefined> {
+    return this.db.transaction(async (tx) => {
+      const row = await tx.get(
+        "UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ? WHERE serial = ? AND status <> 'revoked' RETURNING *",
+        [iso(at), reason, serial],
+      );
+      if (!row) {
+        const exists = await tx.get("SELECT serial FROM certificates WHERE serial = ?", [serial]);
+        if (exists) throw new TesseraError("TESSERA_ERR_CERT_ALREADY_REVOKED", { detail: `serial ${serial}` });
+        return undefined;
+      }
+      await tx.run(...auditInsert(audit));
+      return toCertificate(row);
+    });
+  }
+
+  async listRevoked(notAfterSince?: Date): Promise<RevokedEntry[]> {
+    const params: SqlValue[] = [];
+    let sql = "SELECT serial, COALESCE(revoked_at, issued_at) AS revoked_at, revocation_reason FROM certificates WHERE status = 'revoked'";
+    if (notAfterSince !== undefined) {
+      sql += " AND not_after >= ?";
+      params.push(iso(notAfterSince));
+    }
+    const rows = await this.db.all(`${sql} ORDER BY serial`, params);
+    return rows.map((r) => ({
+      serial: String(r.serial),
+      revokedAt: new Date(String(r.revoked_at)),
+      reason: r.revocation_reason == null ? null : String(r.revocation_reason),
+    }));
+  }
+
+  async getDevice(id: string): Promise<DeviceRecord | undefined> {
+    const row = await this.db.get("SELECT * FROM devices WHERE id = ?", [id]);
+    return row && toDevice(row);
+  }
+
+  async findDeviceByFingerprint(fingerprint: string): Promise<DeviceRecord | undefined> {
+    const row = await this.db.get("SELECT * FROM devices WHERE fingerprint = ?", [fingerprint]);
+    return row && toDevice(row);
+  }
+
+  async createDeviceIfAbsent(
+    device: Omit<DeviceRecord, "createdAt" | "updatedAt" | "lastSeenAt" | "lastIp" | "currentSerial">,
+    at: Date,
+  ): Promise<{ device: DeviceRecord; created: boolean }> {
+    const when = iso(at);
+    // No conflict target: a clash on the id or on the fingerprint both mean "already there".
+    const { changes } = await this.db.run(
+      `INSERT INTO devices (id, fingerprint, status, protocol, attributes, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      [device.id, device.fingerprint, device.status, device.protocol, json(device.attributes), when, when],
+    );
+    const stored = (await this.getDevice(device.id)) ?? (device.fingerprint !== null ? await this.findDeviceByFingerprint(device.fingerprint) : undefined);
+    if (!stored) throw new TesseraError("TESSERA_ERR_STORE_CONFLICT", { detail: `device ${device.id} vanished while being created` });
+    return { device: stored, created: changes === 1 };
+  }
+
+  async setDeviceStatus(id: string, from: readonly DeviceStatus[], to: DeviceStatus, at: Date): Promise<boolean> {
+    if (from.length === 0) return false;
+    const { changes } = await this.db.run(`UPDATE devices SET status = ?, updated_at = ? WHERE id = ? AND status IN (${placeholders(from.length)})`, [
+      to,
+      iso(at),
+      id,
+      ...from,
+    ]);
+    return changes === 1;
+  }
+
+  async touchDevice(id: string, ip: string | null, at: Date): Promise<void> {
+    await this.db.run("UPDATE devices SET last_seen_at = ?, last_ip = ? WHERE id = ?", [iso(at), ip, id]);
+  }
+
+  async listDevices(query: { status?: DeviceStatus; limit?: number; offset?: number } = {}): Promise<DeviceRecord[]> {
+    const params: SqlValue[] = [];
+    let sql = "SELECT * FROM devices";
+    if (query.status !== undefined) {
+      sql += " WHERE status = ?";
+      params.push(query.status);
+    }
+    const rows = await this.db.all(`${sql} ORDER BY created_at, id${paging(query, params)}`, params);
+    return rows.map(toDevice);
+  }
+
+  async createRequest(r: EnrollmentRequestRecord): Promise<void> {
+    await this.db.run(
+      `INSERT INTO enrollment_requests (id, protocol, device_id, csr_sha256, csr, subject, profile, status, created_at,
+         decided_at, decided_by, reason, certificate_serial, attributes)
+       VALUES (${placeholders(14)})`,
+      [
+        r.id,
+        r.protocol,
+        r.deviceId,
+        r.csrSha256,
+        r.csr,
+        r.subject,
+        r.profile,
+        r.status,
+        iso(r.createdAt),
+        isoOrNull(r.decidedAt),
+        r.decidedBy,
+        r.reason,
+        r.certificateSerial,
+        json(r.attributes),
+      ],
+    );
+  }
+
+  async getRequest(id: string): Promise<EnrollmentRequestRecord | undefined> {
+    const row = await this.db.get("SELECT * FROM enrollment_requests WHERE id = ?", [id]);
+    return row && toRequest(row);
+  }
+
+  async getRequestByCsrHash(sha256: string): Promise<EnrollmentRequestRecord | undefined> {
+    const row = await this.db.get("SELECT * FROM enrollment_requests WHERE csr_sha256 = ?", [sha256]);
+    return row && toRequest(row);
+  }
+
+  async listRequests(query: { status?: RequestStatus; protocol?: string; limit?: number; offset?: number } = {}): Promise<EnrollmentRequestRecord[]> {
+    const params: SqlValue[] = [];
+    const where: string[] = [];
+    if (query.status !== undefined) {
+      where.push("status = ?");
+      params.push(query.status);
+    }
+    if (query.protocol !== undefined) {
+      where.push("protocol = ?");
+      params.push(query.protocol);
+    }
+    const filter = where.length ? ` WHERE ${where.join(" AND ")}` : "";
+    const rows = await this.db.all(`SELECT * FROM enrollment_requests${filter} ORDER BY created_at, id${paging(query, params)}`, params);
+    return rows.map(toRequest);
+  }
+
+  decideRequest(
+    id: string,
+    decision: "approved" | "rejected",
+    by: string,
+    at: Date,
+    reason: string | null,
+    audit: AuditEvent,
+  ): Promise<EnrollmentRequestRecord | undefined> {
+    return this.db.transaction(async (tx) => {
+      const row = await tx.get(
+        "UPDATE enrollment_requests SET status = ?, decided_at = ?, decided_by = ?, reason = ? WHERE id = ? AND status = 'pending' RETURNING *",
+        [decision, iso(at), by, reason, id],
+      );
+      if (!row) return undefined;
+      await tx.run(...auditInsert(audit));
+      return toRequest(row);
+    });
+  }
+
+  async createCredential(c: CredentialRecord): Promise<void> {
+    await this.db.run(
+      `INSERT INTO credentials (id, kind, name, scope, hash, expires_at, max_uses, use_count, revoked_at, created_at)
+       VALUES (${placeholders(10)})`,
+      [c.id, c.kind, c.name, c.scope, c.hash, isoOrNull(c.expiresAt), c.maxUses, c.useCount, isoOrNull(c.revokedAt), iso(c.createdAt)],
+    );
+  }
+
+  async getCredential(id: string): Promise<CredentialRecord | undefined> {
+    const row = await this.db.get("SELECT * FROM credentials WHERE id = ?", [id]);
+    return row && toCredential(row);
+  }
+
+  async findCredentialByName(kind: CredentialKind, name: string): Promise<CredentialRecord | undefined> {
+    const row = await this.db.get("SELECT * FROM credentials WHERE kind = ? AND name = ?", [kind, name]);
+    return row && toCredential(row);
+  }
+
+  async findCredentialByHash(kind: CredentialKind, hash: string): Promise<CredentialRecord | undefined> {
+    // Several credentials may share a hash (re-registered certificate); prefer the newest.
+    const row = await this.db.get("SELECT * FROM credentials WHERE kind = ? AND hash = ? ORDER BY created_at DESC, id LIMIT 1", [kind, hash]);
+    return row && toCredential(row);
+  }
+
+  async listCredentials(kind?: CredentialKind): Promise<CredentialRecord[]> {
+    const rows =
+      kind === undefined
+        ? await this.db.all("SELECT * FROM credentials ORDER BY kind, name")
+        : await this.db.all("SELECT * FROM credentials WHERE kind = ? ORDER BY name", [kind]);
+    return rows.map(toCredential);
+  }
+
+  async consumeCredential(id: string, at: Date): Promise<CredentialRecord | undefined> {
+    const row = await this.db.get(
+      `UPDATE credentials SET use_count = use_count + 1
+       WHERE id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?) AND (max_uses IS NULL OR use_count < max_uses)
+       RETURNING *`,
+      [id, iso(at)],
+    );
+    return row && toCredential(row);
+  }
+
+  async revokeCredential(id: string, at: Date): Promise<boolean> {
+    const { changes } = await this.db.run("UPDATE credentials SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", [iso(at), id]);
+    return changes === 1;
+  }
+
+  async appendAudit(event: AuditEvent): Promise<void> {
+    await this.db.run(...auditInsert(event));
+  }
+
+  async listAudit(query: { action?: string; target?: string; since?: Date; limit?: number } = {}): Promise<AuditRecord[]> {
+    const params: SqlValue[] = [];
+    const where: string[] = [];
+    if (query.action !== undefined) {
+      where.push("action = ?");
+      params.push(query.action);
+    }
+    if (query.target !== undefined) {
+      where.push("target = ?");
+      params.push(query.target);
+    }
+    if (query.since !== undefined) {
+      where.push("at >= ?");
+      params.push(iso(query.since));
+    }
+    const filter = where.length ? ` WHERE ${where.join(" AND ")}` : "";
+    const rows = await this.db.all(`SELECT * FROM audit_events${filter} ORDER BY id${paging({ limit: query.limit }, params)}`, params);
+    return rows.map(toAudit);
+  }
+
+  async nextCrlNumber(): Promise<bigint> {
+    // One upsert statement: atomic on both databases, no read-modify-write window.
+    const row = await this.db.get(
+      `INSERT INTO settings (key, value) VALUES ('crl_number', '1')
+       ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(settings.value AS BIGINT) + 1 AS TEXT)
+       RETURNING value`,
+    );
+    if (!row) throw new TesseraError("TESSERA_ERR_INTERNAL", { detail: "crl_number upsert returned no row" });
+    return BigInt(String(row.value));
+  }
+}
