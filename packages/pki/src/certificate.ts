@@ -131,6 +131,10 @@ const HASH_OF_SIG: Record<string, string | null> = {
  */
 export function verifySignature(tbs: Uint8Array, signatureOid: string, signature: Uint8Array, issuerKey: crypto.KeyObject): boolean {
   if (!(signatureOid in HASH_OF_SIG)) return false;
+  // node:crypto picks the scheme from the key, so check the OID's key type too (an ECDSA
+  // signature labelled sha256WithRSAEncryption or Ed25519 must not verify).
+  const keyType = signatureOid.startsWith("1.2.840.10045.") ? "ec" : signatureOid.startsWith("1.2.840.113549.") ? "rsa" : "ed25519";
+  if (issuerKey.asymmetricKeyType !== keyType) return false;
   try {
     return crypto.verify(HASH_OF_SIG[signatureOid]!, tbs, issuerKey, signature);
   } catch {

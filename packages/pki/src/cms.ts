@@ -27,7 +27,8 @@ export function readCmsCertificates(der: Uint8Array): Buffer[] {
     const info = AsnConvert.parse(der, ContentInfo);
     if (info.contentType !== id_signedData) throw new Error(`content type ${info.contentType}`);
     const signed = AsnConvert.parse(info.content, SignedData);
-    return (signed.certificates ?? [])
+    // Array.from: CertificateSet is an Array subclass, and filter/map would keep that species.
+    return Array.from(signed.certificates ?? [])
       .filter((c) => c.certificate)
       .map((c) => Buffer.from(AsnConvert.serialize(c.certificate!)));
   } catch (err) {

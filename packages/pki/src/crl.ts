@@ -87,7 +87,8 @@ export async function buildCrl(input: CrlInput): Promise<Buffer> {
     input.issuer,
     encodeTime(input.thisUpdate),
     encodeTime(input.nextUpdate),
-    ...(entries.length > 0 ? [tlv(Tag.SEQUENCE, ...entries)] : []),
+    // One concatenated part: spreading a huge entries array as arguments overflows the stack (~150k entries).
+    ...(entries.length > 0 ? [tlv(Tag.SEQUENCE, Buffer.concat(entries))] : []),
     tlv(0xa0, tlv(Tag.SEQUENCE, aki, crlNumber)),
   );
   const sig = await signAsync(alg, tbs, input.privateKey);

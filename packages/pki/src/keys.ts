@@ -4,7 +4,7 @@
  * on the hot path.
  */
 import * as crypto from "node:crypto";
-import { encodeOid, tlv, Tag } from "./der.js";
+import { encodeOid, readTlv, tlv, Tag } from "./der.js";
 import { PkiError } from "./errors.js";
 
 /** Key types Tessera generates and accepts. */
@@ -137,11 +137,28 @@ export function importPrivateKey(data: string | Uint8Array, passphrase?: string)
     return crypto.createPrivateKey({ key: Buffer.from(data), format: "der", type: "pkcs8", passphrase });
   } catch (err) {
     const msg = String((err as Error).message);
-    if (/bad decrypt|passphrase|interrupted or cancelled/i.test(msg)) {
+    // A wrong passphrase leaves valid CBC padding about 1 time in 256; the garbage
+    // plaintext then fails to decode ("DECODER routines::unsupported"), which is
+    // still a wrong passphrase, not an unreadable key.
+    if (/bad decrypt|passphrase|interrupted or cancelled/i.test(msg) || (passphrase !== undefined && isEncryptedKey(data))) {
       throw new PkiError("TESSERA_ERR_PKI_BAD_PASSPHRASE", "wrong passphrase for private key", msg, { cause: err });
     }
     throw new PkiError("TESSERA_ERR_PKI_MALFORMED_PEM", "unreadable private key", msg, { cause: err });
   }
+}
+
+/** True for encrypted PKCS#8 (PEM or DER EncryptedPrivateKeyInfo) and legacy "Proc-Type: 4,ENCRYPTED" PEM. */
+function isEncryptedKey(data: string | Uint8Array): boolean {
+  if (typeof data !== "string" && Buffer.from(data.subarray(0, 11)).toString("latin1") !== "-----BEGIN ") {
+    try {
+      const outer = readTlv(data, 0);
+      return outer.tag === Tag.SEQUENCE && readTlv(data, outer.valueStart, outer.end).tag === Tag.SEQUENCE;
+    } catch {
+      return false;
+    }
+  }
+  const text = typeof data === "string" ? data : Buffer.from(data).toString("latin1");
+  return /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: *4, *ENCRYPTED/.test(text);
 }
 
 /**

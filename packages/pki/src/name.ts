@@ -83,17 +83,20 @@ export function formatName(der: Uint8Array): string {
 
 /** Parses "CN=x, O=y" or "/O=y/CN=x" (OpenSSL -subj form) into attributes in written order. */
 export function parseNameString(text: string): NameAttribute[] {
-  const s = text.trim();
-  const parts = s.startsWith("/") ? s.slice(1).split(/(?<!\\)\//) : s.split(/(?<!\\),/);
+  // Separators and trailing spaces count only when not escaped (preceded by an even number of
+  // backslashes), so formatName output such as `CN=x\ ` or `O=a\\` reads back.
+  const trim = (t: string) => t.replace(/^\s+/, "").replace(/(?<=(?:^|[^\\])(?:\\\\)*)\s+$/, "");
+  const s = trim(text);
+  const parts = s.startsWith("/") ? s.slice(1).split(/(?<=(?:^|[^\\])(?:\\\\)*)\//) : s.split(/(?<=(?:^|[^\\])(?:\\\\)*),/);
   return parts
-    .map((p) => p.trim())
+    .map((p) => trim(p))
     .filter((p) => p.length > 0)
     .map((p) => {
       const eq = p.indexOf("=");
       if (eq <= 0) throw new PkiError("TESSERA_ERR_PKI_INVALID_ARGUMENT", "bad distinguished name", text);
       const type = p.slice(0, eq).trim();
       attributeOid(type);
-      return { type: type.toUpperCase() in SHORT_TO_OID ? type.toUpperCase() : type, value: p.slice(eq + 1).trim().replace(/\\(.)/g, "$1") };
+      return { type: type.toUpperCase() in SHORT_TO_OID ? type.toUpperCase() : type, value: trim(p.slice(eq + 1)).replace(/\\(.)/g, "$1") };
     });
 }
 

@@ -20,7 +20,7 @@ before(async () => {
   await server.store.createCredential({ id: "c1", kind: "secret", name: "t", scope: "*", hash: hashSecret(SECRET), expiresAt: null, maxUses: null, useCount: 0, revokedAt: null, createdAt: now });
 });
 after(async () => {
-  await server.close();
+  await server.close(500);
 });
 
 function csrPem(cn = "device-1", sans = false): { pem: string; key: ReturnType<typeof generateKeyPair>["privateKey"] } {
@@ -98,7 +98,7 @@ test("bad input gets its documented code and the server keeps serving", async ()
   const { pem } = csrPem("device-bad");
   const der = Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ""), "base64");
   const flipped = Buffer.from(der);
-  flipped[flipped.length - 5] ^= 0x01;
+  flipped[flipped.length - 5]! ^= 0x01;
   const cases: [string, Promise<Awaited<ReturnType<typeof enroll>>>, number, string][] = [
     ["malformed PEM", enroll("-----BEGIN CERTIFICATE REQUEST-----\n!!!\n-----END CERTIFICATE REQUEST-----\n"), 400, "TESSERA_ERR_CSR_MALFORMED"],
     ["garbage DER", enroll(Buffer.from([0x30, 0x82, 0x01])), 400, "TESSERA_ERR_CSR_MALFORMED"],

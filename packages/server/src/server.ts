@@ -34,8 +34,8 @@ export interface RunningServer {
   httpUrl?: string;
   /** Re-reads TLS material (after renewal or on SIGHUP) and refreshes the CRL. */
   reload(): Promise<void>;
-  /** Stops accepting, drains in-flight requests and queued writes, closes the store. */
-  close(): Promise<void>;
+  /** Stops accepting, drains in-flight requests (up to `drainMs`, default 10 s) and queued writes, closes the store. */
+  close(drainMs?: number): Promise<void>;
 }
 
 function hostForUrl(host: string): string {
@@ -102,8 +102,19 @@ export async function startServer(config: TesseraConfig, opts: { logger?: Logger
   const listeners: Listener[] = [];
   let plain: http.Server | undefined;
   let plainApp: ReturnType<typeof Fastify> | undefined;
-  const closeAll = async () => {
-    await Promise.allSettled(listeners.map((l) => l.app.close()));
+  const closeAll = async (drainMs = 10_000) => {
+    // Drain in-flight requests, but never wait forever on a connection a client keeps busy.
+    const force = setTimeout(() => listeners.forEach((l) => l.server.closeAllConnections()), drainMs);
+    // We listen() on our own https.Server, so Fastify's close() does not close it: do both.
+    await Promise.allSettled(
+      listeners.map(async (l) => {
+        const closed = new Promise<void>((resolve) => (l.server.listening ? l.server.close(() => resolve()) : resolve()));
+        l.server.closeIdleConnections();
+        await l.app.close();
+        await closed;
+      }),
+    );
+    clearTimeout(force);
     if (plainApp) await plainApp.close().catch(() => undefined);
     await authority.flush();
     await store.close();
@@ -166,10 +177,10 @@ export async function startServer(config: TesseraConfig, opts: { logger?: Logger
     url,
     httpUrl,
     reload,
-    async close() {
+    async close(drainMs?: number) {
       clearInterval(renewTimer);
       clearInterval(crlTimer);
-      await closeAll();
+      await closeAll(drainMs);
     },
   };
 }
