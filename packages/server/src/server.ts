@@ -13,14 +13,16 @@ import type { TesseraConfig } from "./config/types.js";
 import { openStore } from "./store/index.js";
 import type { Store } from "./authority/ports.js";
 import { Authority } from "./authority/authority.js";
-import { operatorAuthorizer, secretAuthorizer } from "./authority/authorizers.js";
+import { deviceAuthorizer, operatorAuthorizer, secretAuthorizer } from "./authority/authorizers.js";
 import { compileProfiles } from "./authority/profiles.js";
-import { systemClock, systemRandom } from "./authority/runtime.js";
+import { systemClock, systemRandom, type Clock } from "./authority/runtime.js";
 import { caExists, caPaths, initCa, loadCa } from "./ca/ca-files.js";
 import { ensureServerCertificate, type ServerCertificate } from "./ca/server-certificate.js";
 import { createListener, type Listener, type ProtocolModule, type TlsMaterial } from "./http/app.js";
 import { coreRoutes } from "./http/core-routes.js";
 import { nativeRoutes } from "./http/native-routes.js";
+import { revocationFeed } from "./http/revocation-feed.js";
+import { imprintRoutes } from "./protocols/imprint/routes.js";
 import { createMetrics } from "./metrics.js";
 
 /** A running server. */
@@ -43,7 +45,7 @@ function hostForUrl(host: string): string {
 }
 
 /** Opens the store and the CA (creating the CA on first start) and builds the authority. */
-export async function openAuthority(config: TesseraConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<{ authority: Authority; store: Store; createdCa: boolean; generatedPassphraseFile?: string }> {
+export async function openAuthority(config: TesseraConfig, log: Logger, env: NodeJS.ProcessEnv = process.env, clock: Clock = systemClock): Promise<{ authority: Authority; store: Store; createdCa: boolean; generatedPassphraseFile?: string }> {
   const store = await openStore(config.databaseUrl, { synchronous: config.sqlite.synchronous });
   try {
     await store.migrate();
@@ -64,8 +66,8 @@ export async function openAuthority(config: TesseraConfig, log: Logger, env: Nod
       ca,
       profiles,
       defaultProfile: config.defaultProfile,
-      authorizers: { operator: operatorAuthorizer, secret: secretAuthorizer(store, systemClock) },
-      clock: systemClock,
+      authorizers: { operator: operatorAuthorizer, device: deviceAuthorizer, secret: secretAuthorizer(store, clock) },
+      clock,
       random: systemRandom,
       crl: { validitySeconds: config.crl.validity, refreshBeforeSeconds: config.crl.refreshBefore },
       batchMax: config.issuanceBatchMax,
@@ -78,11 +80,16 @@ export async function openAuthority(config: TesseraConfig, log: Logger, env: Nod
 }
 
 /** Starts every listener. `extraProtocols` lets later front-ends mount themselves. */
-export async function startServer(config: TesseraConfig, opts: { logger?: Logger; extraProtocols?: (a: Authority) => ProtocolModule[]; banner?: (line: string) => void } = {}): Promise<RunningServer> {
+export async function startServer(
+  config: TesseraConfig,
+  opts: { logger?: Logger; extraProtocols?: (a: Authority) => ProtocolModule[]; banner?: (line: string) => void; clock?: Clock } = {},
+): Promise<RunningServer> {
   const log = opts.logger ?? pino({ level: config.logLevel });
-  const { authority, store, createdCa, generatedPassphraseFile } = await openAuthority(config, log);
+  const clock = opts.clock ?? systemClock;
+  const { authority, store, createdCa, generatedPassphraseFile } = await openAuthority(config, log, process.env, clock);
   const ca = authority.ca;
   const verifyOptions = (): VerifyOptions => ({
+    at: clock.now(),
     roots: [ca.root],
     intermediates: [ca.issuer.certificate],
     isRevoked: (serial) => authority.isRevoked(serial),
@@ -97,7 +104,13 @@ export async function startServer(config: TesseraConfig, opts: { logger?: Logger
     ensureServerCertificate({ dataDir: config.dataDir, hostname: config.hostname, authority, renewBeforeSeconds: config.serverCertificate.renewBefore, now: new Date() });
   let tls = tlsFrom(await serverCert());
   const metrics = createMetrics(authority);
-  const protocols: ProtocolModule[] = [coreRoutes({ authority, store, metrics }), nativeRoutes({ authority }), ...(opts.extraProtocols?.(authority) ?? [])];
+  const protocols: ProtocolModule[] = [
+    coreRoutes({ authority, store, metrics }),
+    nativeRoutes({ authority }),
+    revocationFeed({ authority }),
+    imprintRoutes({ authority, config: config.imprint, now: () => clock.now() }),
+    ...(opts.extraProtocols?.(authority) ?? []),
+  ];
 
   const listeners: Listener[] = [];
   let plain: http.Server | undefined;
@@ -160,6 +173,8 @@ export async function startServer(config: TesseraConfig, opts: { logger?: Logger
   // Hourly: renew the server certificate ahead of expiry; every minute: keep the CRL ahead of nextUpdate.
   const renewTimer = setInterval(() => void reload().catch((err) => log.error({ err }, "server certificate renewal failed")), 3600_000).unref();
   const crlTimer = setInterval(() => void authority.currentCrl().catch((err) => log.error({ err }, "CRL refresh failed")), 60_000).unref();
+  // Revocations made by the CLI or another replica reach the CRL cache and the live feed within seconds.
+  authority.revocations.start(2_000, (err) => log.error({ err }, "revocation poll failed"));
 
   const print = opts.banner ?? ((line: string) => process.stdout.write(line + "\n"));
   const p = caPaths(config.dataDir);
@@ -180,6 +195,7 @@ export async function startServer(config: TesseraConfig, opts: { logger?: Logger
     async close(drainMs?: number) {
       clearInterval(renewTimer);
       clearInterval(crlTimer);
+      authority.revocations.stop();
       await closeAll(drainMs);
     },
   };

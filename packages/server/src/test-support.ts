@@ -10,6 +10,19 @@ import pino from "pino";
 import { loadConfig } from "./config/load.js";
 import type { TesseraConfig } from "./config/types.js";
 import { startServer, type RunningServer } from "./server.js";
+import type { Clock } from "./authority/runtime.js";
+
+/** A clock tests can move forward (`advance`) without waiting. */
+export class TestClock implements Clock {
+  offsetMs = 0;
+  now(): Date {
+    return new Date(Date.now() + this.offsetMs);
+  }
+  /** Moves time forward by `ms`. */
+  advance(ms: number): void {
+    this.offsetMs += ms;
+  }
+}
 
 /** Makes a fresh temp directory. */
 export function tempDir(prefix = "tessera-test-"): string {
@@ -24,10 +37,14 @@ export async function testConfig(env: Record<string, string>, flags: Record<stri
 }
 
 /** Starts a server on 127.0.0.1 with an ephemeral port and a fresh data dir (or the given env). */
-export async function startTestServer(env: Record<string, string> = {}): Promise<{ server: RunningServer; config: TesseraConfig; dataDir: string }> {
+export async function startTestServer(
+  env: Record<string, string> = {},
+  opts: { clock?: Clock; configure?: (config: TesseraConfig) => void } = {},
+): Promise<{ server: RunningServer; config: TesseraConfig; dataDir: string }> {
   const dataDir = env.TESSERA_DATA_DIR ?? tempDir();
   const config = await testConfig({ TESSERA_DATA_DIR: dataDir, TESSERA_LISTEN: "127.0.0.1:0", TESSERA_HOSTNAME: "localhost", TESSERA_LOG_LEVEL: "silent", ...env });
-  const server = await startServer(config, { logger: pino({ level: "silent" }), banner: () => undefined });
+  opts.configure?.(config);
+  const server = await startServer(config, { logger: pino({ level: "silent" }), banner: () => undefined, clock: opts.clock });
   return { server, config, dataDir };
 }
 

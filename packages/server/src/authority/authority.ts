@@ -8,7 +8,7 @@
 import {
   encodeGeneralNames, encodeName, ExtOid, formatName, formatSan, decodeGeneralNames, generateSerial, isEmptyName,
   keyTypeName, parseAndVerifyCsr, parseCrlReason, pemEncode, sha256Hex, type Issuer, type NameAttribute,
-  serialToHex, type ParsedCertificate, type SubjectAltName,
+  serialToHex, type ParsedCertificate, type ParsedCsr, type SubjectAltName,
 } from "@tessera/pki";
 import { TesseraError, toTesseraError } from "../errors.js";
 import type { Authorizer, Credential } from "./authorizers.js";
@@ -16,6 +16,8 @@ import { BatchWriter } from "./batch-writer.js";
 import { CrlService, type CrlSnapshot } from "./crl-service.js";
 import type { CompiledProfile } from "./profiles.js";
 import type { Clock, RandomSource } from "./runtime.js";
+import { DeviceRegistry } from "./devices.js";
+import { RevocationEvents } from "./revocation-events.js";
 import type { AuditRecord, CertificateQuery, CertificateRecord, DeviceStatus, Store } from "./ports.js";
 
 /** A request for a certificate, as a protocol decoded it. */
@@ -31,10 +33,19 @@ export interface IssueRequest {
   subject?: readonly NameAttribute[];
   /** SANs, for profiles whose SANs come from the request (the authorizer's win). */
   sans?: readonly SubjectAltName[];
-  /** Device to attach the certificate to (the authorizer's wins). */
-  device?: { id: string; fingerprint: string | null; attributes: Record<string, string>; status: DeviceStatus };
+  /** Device to attach the certificate to (the authorizer's wins); see IssuedWrite.device for setStatus and the lineage compare-and-set. */
+  device?: {
+    id: string;
+    fingerprint: string | null;
+    attributes: Record<string, string>;
+    status: DeviceStatus;
+    setStatus?: boolean;
+    expectCurrentSerial?: string | null;
+  };
   /** Serials this certificate replaces (marked superseded in the same transaction). */
   supersedes?: string[];
+  /** Revoke the replaced serials (reason "superseded") instead of only superseding them. */
+  revokeSuperseded?: boolean;
   /** Enrollment request this answers. */
   requestId?: string;
   /** Shorter lifetime than the profile's, seconds (never longer). */
@@ -74,10 +85,16 @@ export interface AuthorityDeps {
 export class Authority {
   readonly writer: BatchWriter;
   readonly crl: CrlService;
+  /** Devices and lineage rules. */
+  readonly devices: DeviceRegistry;
+  /** Revocations as they happen (this process at once, other processes by polling the store). */
+  readonly revocations: RevocationEvents;
 
   constructor(private readonly deps: AuthorityDeps) {
     this.writer = new BatchWriter(deps.store, deps.batchMax ?? 256);
     this.crl = new CrlService(deps.store, deps.ca.issuer, deps.clock, deps.crl.validitySeconds, deps.crl.refreshBeforeSeconds);
+    this.devices = new DeviceRegistry(deps.store, deps.clock);
+    this.revocations = new RevocationEvents(deps.store, deps.clock, () => this.crl.invalidate());
   }
 
   /** The root and issuing CA certificates. */
@@ -98,6 +115,28 @@ export class Authority {
   /** Registers an authorizer for a credential kind (protocols call this at start). */
   registerAuthorizer(kind: string, authorizer: Authorizer): void {
     this.deps.authorizers[kind] = authorizer;
+  }
+
+  /**
+   * Checks a credential without using it up (e.g. a bootstrap secret's
+   * validity before the request is examined further). Throws like issue().
+   */
+  async checkCredential(credential: Credential): Promise<void> {
+    const authorizer = this.deps.authorizers[credential.kind];
+    if (!authorizer) throw new TesseraError("TESSERA_ERR_AUTH_REQUIRED", { detail: `no authorizer for ${credential.kind}` });
+    if (authorizer.check) await authorizer.check(credential);
+  }
+
+  /** Parses and verifies a CSR against a profile's key policy (before anything is written). Throws TesseraError. */
+  async checkCsr(csr: Uint8Array | string, profileName?: string): Promise<ParsedCsr> {
+    const name = profileName ?? this.deps.defaultProfile;
+    const profile = this.deps.profiles.get(name);
+    if (!profile) throw new TesseraError("TESSERA_ERR_PROFILE_UNKNOWN", { detail: name });
+    try {
+      return await parseAndVerifyCsr(csr, profile.policy);
+    } catch (err) {
+      throw toTesseraError(err);
+    }
   }
 
   /** Issues a certificate through the one pipeline. Throws TesseraError. */
@@ -186,8 +225,10 @@ export class Authority {
       },
       device: device ? { ...device, protocol: req.protocol } : undefined,
       supersedes: req.supersedes,
+      revokeSuperseded: req.revokeSuperseded,
       requestId: req.requestId,
     });
+    if (req.revokeSuperseded && req.supersedes?.length) this.revocations.revokedHere(req.supersedes, now, "superseded");
     return { record, der, pem: pemEncode("CERTIFICATE", der), chain: [issuerCert] };
   }
 
@@ -206,8 +247,27 @@ export class Authority {
       detail: { reason: reasonName },
     });
     if (!updated) throw new TesseraError("TESSERA_ERR_CERT_NOT_FOUND", { detail: serial });
-    this.crl.invalidate();
+    this.revocations.revokedHere([serial], at, reasonName);
     return updated;
+  }
+
+  /**
+   * Revokes a device: it can no longer renew or (by default) re-enroll, and
+   * its unexpired certificates are revoked with `reason`.
+   */
+  async revokeDevice(id: string, reason: string, actor: string): Promise<{ revoked: string[] }> {
+    const { serials } = await this.devices.markRevoked(id, actor);
+    const revoked: string[] = [];
+    for (const serial of serials) {
+      try {
+        await this.revoke(serial, reason, actor);
+        revoked.push(serial);
+      } catch (err) {
+        // Revoked concurrently by someone else: the outcome is the same.
+        if (!(err instanceof TesseraError && err.code === "TESSERA_ERR_CERT_ALREADY_REVOKED")) throw err;
+      }
+    }
+    return { revoked };
   }
 
   /** The current CRL (cached; rebuilt after revocations and before nextUpdate). */

@@ -36,12 +36,27 @@ export interface Authorization {
 /** Decides on one credential kind. */
 export interface Authorizer {
   authorize(credential: Credential): Promise<Authorization>;
+  /** Checks the credential without using it up; throws as authorize() would. */
+  check?(credential: Credential): Promise<void>;
 }
 
 /** Trusts the caller: for in-process operator commands only, never exposed to the network. */
 export const operatorAuthorizer: Authorizer = {
   async authorize(credential) {
     return { actor: typeof credential.actor === "string" ? credential.actor : "operator" };
+  },
+};
+
+/**
+ * Authorizes a device a protocol front-end has already authenticated by
+ * possession of its current key (a verified client certificate, or a
+ * challenge proof); the lineage compare-and-set in the store still decides
+ * whether its issuance lands. Credential: `{ kind: "device", deviceId }`.
+ */
+export const deviceAuthorizer: Authorizer = {
+  async authorize(credential) {
+    if (typeof credential.deviceId !== "string" || credential.deviceId === "") throw new TesseraError("TESSERA_ERR_AUTH_REQUIRED");
+    return { actor: `device:${credential.deviceId}` };
   },
 };
 
@@ -55,16 +70,27 @@ export function hashSecret(secret: string): string {
  * one use atomically (the store refuses expired, exhausted or revoked ones).
  */
 export function secretAuthorizer(store: Pick<Store, "findCredentialByHash" | "consumeCredential">, clock: Clock): Authorizer {
+  const find = async (credential: Credential) => {
+    if (typeof credential.secret !== "string" || credential.secret.length === 0) {
+      throw new TesseraError("TESSERA_ERR_AUTH_REQUIRED");
+    }
+    const hash = hashSecret(credential.secret);
+    const found = await store.findCredentialByHash("secret", hash);
+    // Compare digests in constant time even though the lookup was by digest, so timing says nothing.
+    if (!found || !timingSafeEqual(Buffer.from(found.hash), Buffer.from(hash))) throw new TesseraError("TESSERA_ERR_CREDENTIAL_INVALID");
+    if (found.scope !== "*" && found.scope !== String(credential.scope)) throw new TesseraError("TESSERA_ERR_CREDENTIAL_INVALID", { detail: `scope ${found.scope}` });
+    return found;
+  };
   return {
+    async check(credential) {
+      const found = await find(credential);
+      const now = clock.now();
+      const usable =
+        found.revokedAt === null && (found.expiresAt === null || found.expiresAt > now) && (found.maxUses === null || found.useCount < found.maxUses);
+      if (!usable) throw new TesseraError("TESSERA_ERR_CREDENTIAL_INVALID", { detail: `${found.name}: expired, exhausted or revoked` });
+    },
     async authorize(credential) {
-      if (typeof credential.secret !== "string" || credential.secret.length === 0) {
-        throw new TesseraError("TESSERA_ERR_AUTH_REQUIRED");
-      }
-      const hash = hashSecret(credential.secret);
-      const found = await store.findCredentialByHash("secret", hash);
-      // Compare digests in constant time even though the lookup was by digest, so timing says nothing.
-      if (!found || !timingSafeEqual(Buffer.from(found.hash), Buffer.from(hash))) throw new TesseraError("TESSERA_ERR_CREDENTIAL_INVALID");
-      if (found.scope !== "*" && found.scope !== String(credential.scope)) throw new TesseraError("TESSERA_ERR_CREDENTIAL_INVALID", { detail: `scope ${found.scope}` });
+      const found = await find(credential);
       const consumed = await store.consumeCredential(found.id, clock.now());
       if (!consumed) throw new TesseraError("TESSERA_ERR_CREDENTIAL_INVALID", { detail: "expired, exhausted or revoked" });
       return { actor: `secret:${found.name}` };

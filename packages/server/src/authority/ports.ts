@@ -126,9 +126,26 @@ export interface IssuedWrite {
   certificate: CertificateRecord;
   audit: AuditEvent;
   /** Create the device if absent (by id), else set its currentSerial, updatedAt and given attributes. */
-  device?: { id: string; fingerprint: string | null; protocol: string; attributes: Record<string, string>; status: DeviceStatus };
+  device?: {
+    id: string;
+    fingerprint: string | null;
+    protocol: string;
+    attributes: Record<string, string>;
+    /** Status of a created device; also applied to an existing one when `setStatus` is true. */
+    status: DeviceStatus;
+    setStatus?: boolean;
+    /**
+     * Lineage compare-and-set: when defined, the write succeeds only if the
+     * stored device's currentSerial is exactly this (null: no certificate yet,
+     * or the device is absent); otherwise the whole write fails with
+     * TESSERA_ERR_LINEAGE_CONFLICT and nothing of it is stored.
+     */
+    expectCurrentSerial?: string | null;
+  };
   /** Mark these serials "superseded" (only those currently "valid"). */
   supersedes?: string[];
+  /** Revoke the superseded serials instead (reason "superseded") — a policy choice. */
+  revokeSuperseded?: boolean;
   /** Mark this request approved-and-issued: sets its certificateSerial. */
   requestId?: string;
 }
@@ -180,6 +197,8 @@ export interface Store {
   revokeCertificate(serial: string, reason: string, at: Date, audit: AuditEvent): Promise<CertificateRecord | undefined>;
   /** Every revoked certificate that has not yet expired before `notAfterSince` (all when omitted), ordered by serial. */
   listRevoked(notAfterSince?: Date): Promise<RevokedEntry[]>;
+  /** Certificates revoked at or after `since` (by revokedAt), oldest first: how replicas learn of each other's revocations. */
+  listRevokedSince(since: Date, limit?: number): Promise<RevokedEntry[]>;
 
   getDevice(id: string): Promise<DeviceRecord | undefined>;
   findDeviceByFingerprint(fingerprint: string): Promise<DeviceRecord | undefined>;
@@ -194,7 +213,7 @@ export interface Store {
   createRequest(request: EnrollmentRequestRecord): Promise<void>;
   getRequest(id: string): Promise<EnrollmentRequestRecord | undefined>;
   getRequestByCsrHash(sha256: string): Promise<EnrollmentRequestRecord | undefined>;
-  listRequests(query?: { status?: RequestStatus; protocol?: string; limit?: number; offset?: number }): Promise<EnrollmentRequestRecord[]>;
+  listRequests(query?: { status?: RequestStatus; protocol?: string; deviceId?: string; limit?: number; offset?: number }): Promise<EnrollmentRequestRecord[]>;
   /** pending → approved|rejected, compare-and-set, with its audit event; returns the updated record or undefined if it was not pending. */
   decideRequest(id: string, decision: "approved" | "rejected", by: string, at: Date, reason: string | null, audit: AuditEvent): Promise<EnrollmentRequestRecord | undefined>;
 

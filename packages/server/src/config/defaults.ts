@@ -38,7 +38,9 @@ export function cloneProfile(p: ProfileConfig): ProfileConfig {
  * The built-in profiles, freshly copied: "device" (client certificates, 365
  * days, subject and SANs from the CSR) and "server" (TLS server certificates,
  * 90 days, digitalSignature + keyEncipherment, serverAuth, SANs from the
- * request). Both backdate notBefore by 5 minutes and use 16-byte random serials.
+ * request), and "imprint" (imprint's client certificates: subject and URI SAN
+ * from the server, no basicConstraints or SKI, no RSA keys). All backdate
+ * notBefore by 5 minutes and use 16-byte random serials.
  */
 export function defaultProfiles(): Record<string, ProfileConfig> {
   return {
@@ -49,6 +51,16 @@ export function defaultProfiles(): Record<string, ProfileConfig> {
       keyUsage: ["digitalSignature", "keyEncipherment"],
       extKeyUsage: ["serverAuth"],
       sans: "request",
+    },
+    // imprint's certificate (spec §6): subject O=<CA's O>, CN=<server id>, URI SAN, no basicConstraints or
+    // SKI. Its clients prove possession for challenge renewal with ECDSA or Ed25519 only, so RSA is refused.
+    imprint: {
+      ...cloneProfile(BASE_PROFILE),
+      basicConstraints: false,
+      subjectKeyIdentifier: false,
+      subject: "request",
+      sans: "request",
+      allowRsa: false,
     },
   };
 }
@@ -90,6 +102,7 @@ export function defaultConfig(cwd: string): TesseraConfig {
     crl: { validity: DAY, refreshBefore: 3_600 },
     serverCertificate: { validity: 90 * DAY, renewBefore: 30 * DAY },
     sqlite: { synchronous: "full" },
+    imprint: { mode: "auto", profile: "imprint", challengeWindow: 30 * DAY, revokeSuperseded: false, allowRevokedReenroll: false, reenrollRevokesPrevious: true },
     issuanceBatchMax: 256,
     sources: {},
   };

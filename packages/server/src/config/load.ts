@@ -54,7 +54,7 @@ type Candidate<T> = { value: T; source: Source } | undefined;
 /** Checks one raw value (TOML value or env/flag string): returns it converted, or reports and returns undefined. `base` resolves relative paths. */
 
 const TOP_KEYS = ["data_dir", "hostname", "database_url", "ca_passphrase_file", "listen", "listeners", "http_listen", "body_limit",
-  "log_level", "default_profile", "issuance_batch_max", "ca", "crl", "server_certificate", "sqlite", "profiles"];
+  "log_level", "default_profile", "issuance_batch_max", "ca", "crl", "server_certificate", "sqlite", "profiles", "imprint"];
 const LISTENER_KEYS = ["name", "address", "client_cert", "client_ca_names", "protocols"];
 const PROFILE_KEYS = ["validity", "backdate", "key_usage", "ext_key_usage", "basic_constraints", "subject_key_identifier",
   "authority_key_identifier", "serial", "serial_bytes", "subject", "sans", "min_rsa_bits", "ec_curves", "allow_ed25519", "allow_rsa"];
@@ -218,6 +218,13 @@ function readSections(top: TableReader | undefined, cfg: TesseraConfig): void {
   sc?.set("validity", duration(1), (v) => (cfg.serverCertificate.validity = v));
   sc?.set("renew_before", duration(0), (v) => (cfg.serverCertificate.renewBefore = v));
   top?.sub("sqlite", ["synchronous"])?.set("synchronous", oneOf(["full", "normal"] as const), (v) => (cfg.sqlite.synchronous = v));
+  const im = top?.sub("imprint", ["mode", "profile", "challenge_window", "revoke_superseded", "allow_revoked_reenroll", "reenroll_revokes_previous"]);
+  im?.set("mode", oneOf(["auto", "manual"] as const), (v) => (cfg.imprint.mode = v));
+  im?.set("profile", text, (v) => (cfg.imprint.profile = v));
+  im?.set("challenge_window", duration(0), (v) => (cfg.imprint.challengeWindow = v));
+  im?.set("revoke_superseded", bool, (v) => (cfg.imprint.revokeSuperseded = v));
+  im?.set("allow_revoked_reenroll", bool, (v) => (cfg.imprint.allowRevokedReenroll = v));
+  im?.set("reenroll_revokes_previous", bool, (v) => (cfg.imprint.reenrollRevokesPrevious = v));
 }
 
 /** Reads `[listen]` or `[[listeners]]`; undefined when the file has neither (the default listener stays). */
@@ -303,6 +310,9 @@ function crossCheck(ctx: Context, cfg: TesseraConfig): void {
     const names = Object.keys(cfg.profiles);
     ctx.problem("default_profile", "config", `no profile named ${JSON.stringify(cfg.defaultProfile)} (profiles: ${names.join(", ")})${hint(cfg.defaultProfile, names)}`);
   }
+  if (!Object.hasOwn(cfg.profiles, cfg.imprint.profile)) {
+    ctx.problem("imprint.profile", "config", `no profile named ${JSON.stringify(cfg.imprint.profile)}${hint(cfg.imprint.profile, Object.keys(cfg.profiles))}`);
+  }
   if (cfg.crl.refreshBefore >= cfg.crl.validity) ctx.problem("crl.refresh_before", "config", "must be shorter than crl.validity");
   if (cfg.serverCertificate.renewBefore >= cfg.serverCertificate.validity) {
     ctx.problem("server_certificate.renew_before", "config", "must be shorter than server_certificate.validity");
@@ -328,7 +338,8 @@ function crossCheck(ctx: Context, cfg: TesseraConfig): void {
 function sourcesOf(cfg: TesseraConfig, set: Record<string, Source>): Record<string, string> {
   const keys = ["data_dir", "hostname", "database_url", "ca_passphrase_file", "http_listen", "body_limit", "log_level", "default_profile",
     "issuance_batch_max", "ca.key_type", "ca.name", "ca.organization", "crl.validity", "crl.refresh_before",
-    "server_certificate.validity", "server_certificate.renew_before", "sqlite.synchronous"];
+    "server_certificate.validity", "server_certificate.renew_before", "sqlite.synchronous", "imprint.mode", "imprint.profile",
+    "imprint.challenge_window", "imprint.revoke_superseded", "imprint.allow_revoked_reenroll", "imprint.reenroll_revokes_previous"];
   for (const l of cfg.listeners) for (const k of LISTENER_KEYS.slice(1)) keys.push(`listeners.${l.name}.${k}`);
   for (const name of Object.keys(cfg.profiles)) for (const k of PROFILE_KEYS) if (k !== "serial_bytes") keys.push(`profiles.${name}.${k}`);
   return Object.fromEntries(keys.map((k) => [k, set[k] ?? "default"]));

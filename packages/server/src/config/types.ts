@@ -51,6 +51,22 @@ export interface ProfileConfig {
   allowRsa: boolean;
 }
 
+/** The imprint-compatible front-end (docs/protocols/imprint.md). */
+export interface ImprintConfig {
+  /** "auto" signs at once; "manual" answers 202 until an operator approves (`tessera enroll approve`). */
+  mode: "auto" | "manual";
+  /** Profile its certificates use (default "imprint": CN = server id, URI SAN, clientAuth). */
+  profile: string;
+  /** How long after expiry a certificate may still challenge-renew, seconds; 0 disables challenge renewal. */
+  challengeWindow: number;
+  /** Revoke (not only supersede) the previous certificate on renewal. */
+  revokeSuperseded: boolean;
+  /** Let a revoked device enroll again (the original's behaviour; off by default). */
+  allowRevokedReenroll: boolean;
+  /** Revoke the previous lineage's certificate when a known fingerprint re-enrolls (else supersede it). */
+  reenrollRevokesPrevious: boolean;
+}
+
 /** The whole configuration. */
 export interface TesseraConfig {
   /** Absolute path of the data directory (CA files, SQLite database). */
@@ -93,6 +109,7 @@ export interface TesseraConfig {
     /** SQLite synchronous pragma: "full" (default, durable on power loss) or "normal". */
     synchronous: "full" | "normal";
   };
+  imprint: ImprintConfig;
   /** Group commit: most issuances per transaction (default 256). */
   issuanceBatchMax: number;
   /** Where each value came from (for `tessera config check`): key → "default" | "file" | "env" | "flag". */

@@ -8,6 +8,7 @@ import type { Store } from "../authority/ports.js";
 import { certificateTests } from "./conformance-certificates.js";
 import { auditAndCrlTests, credentialTests, deviceTests, requestTests } from "./conformance-entities.js";
 import type { Register } from "./conformance-fixtures.js";
+import { lineageTests } from "./conformance-lineage.js";
 import { LATEST_SCHEMA_VERSION } from "./migrations.js";
 
 /** Options for runStoreConformance. */
@@ -61,6 +62,7 @@ export function runStoreConformance(name: string, open: () => Promise<Store>, cl
     });
 
     certificateTests(s, register);
+    lineageTests(s, register);
     deviceTests(s, register);
     requestTests(s, register);
     credentialTests(s, register);

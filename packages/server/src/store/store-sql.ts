@@ -65,20 +65,30 @@ function certificateWhere(q: Omit<CertificateQuery, "limit" | "offset">, params:
 async function upsertIssuedDevice(tx: SqlQueryable, w: IssuedWrite, at: string): Promise<void> {
   const d = w.device;
   if (!d) return;
-  const touch = "UPDATE devices SET current_serial = ?, updated_at = ? WHERE id = ? RETURNING attributes";
-  const touchParams = [w.certificate.serial, at, d.id];
+  const sets = d.setStatus ? "current_serial = ?, updated_at = ?, status = ?" : "current_serial = ?, updated_at = ?";
+  const setParams: SqlValue[] = d.setStatus ? [w.certificate.serial, at, d.status] : [w.certificate.serial, at];
+  // The lineage compare-and-set rides on the same UPDATE, so it holds the row lock it checks.
+  const cas = d.expectCurrentSerial === undefined ? "" : d.expectCurrentSerial === null ? " AND current_serial IS NULL" : " AND current_serial = ?";
+  const casParams: SqlValue[] = typeof d.expectCurrentSerial === "string" ? [d.expectCurrentSerial] : [];
+  const touch = `UPDATE devices SET ${sets} WHERE id = ?${cas} RETURNING attributes`;
+  const touchParams = [...setParams, d.id, ...casParams];
+  const lineageConflict = () => new TesseraError("TESSERA_ERR_LINEAGE_CONFLICT", { detail: `device ${d.id}: expected current serial ${d.expectCurrentSerial}` });
   // Updating first takes the row lock on PostgreSQL, so the attribute merge below cannot lose a concurrent one.
   let existing = await tx.get(touch, touchParams);
   if (!existing) {
+    if (typeof d.expectCurrentSerial === "string") throw lineageConflict();
     const inserted = await tx.run(
       `INSERT INTO devices (id, fingerprint, status, protocol, attributes, created_at, updated_at, current_serial)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
       [d.id, d.fingerprint, d.status, d.protocol, json(d.attributes), at, at, w.certificate.serial],
     );
     if (inserted.changes === 1) return;
     // Another transaction created it between our UPDATE and INSERT.
     existing = await tx.get(touch, touchParams);
-    if (!existing) throw new TesseraError("TESSERA_ERR_STORE_CONFLICT", { detail: `device ${d.id} could not be created or updated` });
+    if (!existing) {
+      if (d.expectCurrentSerial !== undefined) throw lineageConflict();
+      throw new TesseraError("TESSERA_ERR_STORE_CONFLICT", { detail: `device ${d.id} could not be created or updated` });
+    }
   }
   if (Object.keys(d.attributes).length === 0) return;
   const merged = { ...(JSON.parse(String(existing.attributes)) as Record<string, string>), ...d.attributes };
@@ -92,7 +102,15 @@ async function applyIssued(tx: SqlQueryable, w: IssuedWrite): Promise<void> {
   await tx.run(CERT_INSERT, certificateValues(cert));
   const supersedes = (w.supersedes ?? []).filter((s) => s !== cert.serial);
   if (supersedes.length > 0) {
-    await tx.run(`UPDATE certificates SET status = 'superseded' WHERE status = 'valid' AND serial IN (${placeholders(supersedes.length)})`, supersedes);
+    if (w.revokeSuperseded) {
+      await tx.run(
+        `UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = 'superseded'
+         WHERE status IN ('valid', 'superseded') AND serial IN (${placeholders(supersedes.length)})`,
+        [at, ...supersedes],
+      );
+    } else {
+      await tx.run(`UPDATE certificates SET status = 'superseded' WHERE status = 'valid' AND serial IN (${placeholders(supersedes.length)})`, supersedes);
+    }
   }
   if (w.requestId !== undefined) {
     // Auto-approved flows issue straight from "pending"; record the approval with the issuance.
@@ -178,6 +196,18 @@ export class SqlStore implements Store {
       params.push(iso(notAfterSince));
     }
     const rows = await this.db.all(`${sql} ORDER BY serial`, params);
+    return rows.map((r) => ({
+      serial: String(r.serial),
+      revokedAt: new Date(String(r.revoked_at)),
+      reason: r.revocation_reason == null ? null : String(r.revocation_reason),
+    }));
+  }
+
+  async listRevokedSince(since: Date, limit = 1000): Promise<RevokedEntry[]> {
+    const rows = await this.db.all(
+      "SELECT serial, revoked_at, revocation_reason FROM certificates WHERE status = 'revoked' AND revoked_at >= ? ORDER BY revoked_at, serial LIMIT ?",
+      [iso(since), limit],
+    );
     return rows.map((r) => ({
       serial: String(r.serial),
       revokedAt: new Date(String(r.revoked_at)),
@@ -271,9 +301,13 @@ export class SqlStore implements Store {
     return row && toRequest(row);
   }
 
-  async listRequests(query: { status?: RequestStatus; protocol?: string; limit?: number; offset?: number } = {}): Promise<EnrollmentRequestRecord[]> {
+  async listRequests(query: { status?: RequestStatus; protocol?: string; deviceId?: string; limit?: number; offset?: number } = {}): Promise<EnrollmentRequestRecord[]> {
     const params: SqlValue[] = [];
     const where: string[] = [];
+    if (query.deviceId !== undefined) {
+      where.push("device_id = ?");
+      params.push(query.deviceId);
+    }
     if (query.status !== undefined) {
       where.push("status = ?");
       params.push(query.status);
