@@ -16,7 +16,8 @@ import { EXIT, UsageError } from "./output.js";
 import type { Invocation } from "./main.js";
 import type { Command } from "./commands.js";
 
-async function withAuthority<T>(inv: Invocation, fn: (a: Authority, store: Store) => Promise<T>): Promise<T> {
+/** Opens the store and authority for one command and closes them after. */
+export async function withAuthority<T>(inv: Invocation, fn: (a: Authority, store: Store) => Promise<T>): Promise<T> {
   const config = await inv.config();
   const { authority, store } = await openAuthority(config, pino({ level: "warn" }, pino.destination(2)), inv.env);
   try {
@@ -27,7 +28,8 @@ async function withAuthority<T>(inv: Invocation, fn: (a: Authority, store: Store
   }
 }
 
-function flag(inv: Invocation, name: string): string | undefined {
+/** A string flag's value, or undefined. */
+export function flag(inv: Invocation, name: string): string | undefined {
   const v = inv.flags[name];
   return typeof v === "string" ? v : undefined;
 }

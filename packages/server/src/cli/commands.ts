@@ -12,6 +12,7 @@ import { installSignalHandlers, startServer } from "../server.js";
 import { EXIT, UsageError } from "./output.js";
 import type { Invocation } from "./main.js";
 import { certCommands } from "./commands-cert.js";
+import { deviceCommands } from "./commands-device.js";
 
 /** A command handler: returns the exit code. */
 export type Command = (inv: Invocation) => Promise<number>;
@@ -120,4 +121,5 @@ export const COMMANDS: Record<string, Command> = {
   "config check": configCheck,
   "db migrate": dbMigrate,
   ...certCommands,
+  ...deviceCommands,
 };

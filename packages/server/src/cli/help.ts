@@ -19,6 +19,13 @@ Commands:
                                 Create a bootstrap secret (printed once when generated)
   secret list                   List bootstrap secrets (never their values)
   secret revoke NAME            Revoke a bootstrap secret
+  device list [--status active|pending|revoked|disabled] [--limit N]
+  device show ID                A device, its attributes and its certificates
+  device revoke ID [--reason R] Revoke a device and its unexpired certificates (R default cessationOfOperation)
+  enroll list [--status pending|approved|rejected] [--limit N]
+                                Enrollment requests held for approval (default: pending)
+  enroll approve REQUEST-ID     Approve; the device gets its certificate on its next enrollment
+  enroll reject REQUEST-ID [--reason TEXT]
 
 Global options:
   --config FILE                 TOML configuration file (default ./tessera.toml if present)

@@ -129,8 +129,8 @@ export function sendText(reply: FastifyReply, status: number, message: string): 
 /** Sends the EnrollmentResponse every successful call returns: compact JSON, keys in Go's order, one newline. */
 export function sendEnrollment(reply: FastifyReply, body: { serverId: string; certificate: string; caCertificate: string }): FastifyReply {
   const json = JSON.stringify({ server_id: body.serverId, certificate: body.certificate, ca_certificate: body.caCertificate });
-  // Exactly "application/json", as Go sets it (Fastify would add a charset to .type()).
-  return reply.code(200).header("content-type", "application/json").send(json + "\n");
+  // Exactly "application/json", as Go sets it: Fastify adds a charset to a JSON string body, not to bytes.
+  return reply.code(200).header("content-type", "application/json").send(Buffer.from(json + "\n", "utf8"));
 }
 
 /** RFC 3339 UTC with whole seconds, as Go formats time.Time with time.RFC3339. */
