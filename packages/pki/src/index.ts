@@ -15,3 +15,4 @@ export * from "./crl.js";
 export * from "./cms.js";
 export * from "./ca.js";
 export * from "./webcrypto.js";
+export * from "./crl-parse.js";
