@@ -1,0 +1,30 @@
+/**
+ * @tessera/client — the device SDK: fingerprint, identity store, protocol
+ * clients (imprint), and later renewal scheduling and reloadable TLS.
+ * Never imports @tessera/server.
+ */
+
+// Device fingerprint (imprint spec §7).
+export {
+  FingerprintError, generateFingerprint, hashAttributes, hashGeneratedId, IDENTITY_FILE, readPersistedIdentity, writePersistedIdentity,
+  type FingerprintOptions, type FingerprintResult, type FingerprintTier,
+} from "./fingerprint/fingerprint.js";
+export { collectAttributes, normaliseValue, parseIoregUuid, selectPrimaryMac, type CollectorOptions, type NicInfo } from "./fingerprint/collectors.js";
+
+// Identity store directory (imprint spec §8).
+export {
+  certificateExpiry, encodeEnrollmentJson, encodeStoredKey, isEnrolled, loadCertificate, loadIdentity, needsRenewal, parseStoredKey, saveIdentity,
+  STORE_FILES, StoreDirError, type IdentityToSave, type SaveOptions, type StoredIdentity,
+} from "./keystore/store-dir.js";
+
+// Imprint protocol client (imprint spec §3–§5, §8).
+export { ImprintClient, type ImprintClientOptions, type ImprintOperations, type ImprintResult } from "./protocols/imprint/client.js";
+export { ImprintError, type ImprintAttempt, type ImprintErrorInit, type ImprintErrorKind } from "./protocols/imprint/errors.js";
+export { challengeDigest, challengeMessage, signProof, verifyProof } from "./protocols/imprint/proof.js";
+export { checkEnrollmentResponse, type ImprintIssued } from "./protocols/imprint/response.js";
+export {
+  classifyFailure, DEFAULT_RENEWAL_THRESHOLD_MS, renewOrReenroll, type FailureClass, type RenewAction, type RenewOrReenrollOptions, type RenewOutcome,
+} from "./protocols/imprint/renew-or-reenroll.js";
+export { goArch, goOs, MAX_RESPONSE_BYTES } from "./protocols/imprint/wire.js";
+
+// Renewal scheduling (renew/auto-renewer.ts) and reloadable TLS (tls/): exports added here by the lead.
