@@ -93,7 +93,7 @@ describe("imprint enroll", () => {
   test("bad CSRs are 400 invalid CSR and create nothing: garbage, a broken signature (W9), an RSA key (W10)", async () => {
     const good = buildCsr({ subject: [{ type: "CN", value: "h" }], privateKey: generateKeyPair().privateKey });
     const broken = Buffer.from(good);
-    broken[broken.length - 5] ^= 0xff;
+    broken[broken.length - 5]! ^= 0xff;
     const rsa = csrPem(generateKeyPair("rsa-2048").privateKey, "h");
     const before = (await server.authority.devices.list()).length;
     for (const csr of ["x", pemEncode("CERTIFICATE REQUEST", broken), rsa, "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"]) {

@@ -194,7 +194,7 @@ describe("imprint tier-2 challenge renewal (/api/v1/renew/challenge)", () => {
     const d = await expiredDevice();
     clock.advance(366 * DAYS);
     const der = buildCsr({ subject: [{ type: "CN", value: d.serverId }], privateKey: generateKeyPair().privateKey });
-    der[der.length - 4] ^= 0xff;
+    der[der.length - 4]! ^= 0xff;
     const r = await d.challenge((b) => {
       b.csr = pemEncode("CERTIFICATE REQUEST", der);
       b.proof = proofFor(d.key, b.server_id!, b.fingerprint!, b.csr);
