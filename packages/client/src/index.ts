@@ -1,6 +1,6 @@
 /**
  * @tessera/client — the device SDK: fingerprint, identity store, protocol
- * clients (imprint), and later renewal scheduling and reloadable TLS.
+ * clients (imprint), renewal scheduling and reloadable TLS.
  * Never imports @tessera/server.
  */
 
@@ -27,4 +27,10 @@ export {
 } from "./protocols/imprint/renew-or-reenroll.js";
 export { goArch, goOs, MAX_RESPONSE_BYTES } from "./protocols/imprint/wire.js";
 
-// Renewal scheduling (renew/auto-renewer.ts) and reloadable TLS (tls/): exports added here by the lead.
+// Renewal in the background.
+export {
+  AutoRenewer, type AutoRenewerOptions, type RenewCheckContext, type RenewCheckResult, type RenewerBackoff, type RenewerTimers,
+} from "./renew/auto-renewer.js";
+
+// TLS that picks up renewed files without a restart (client agents and server contexts).
+export { ReloadableTls, type ReloadableTlsOptions, type ReloadEvent, type TlsIdentity, type UndiciDispatcherOptions } from "./tls/reloadable-tls.js";

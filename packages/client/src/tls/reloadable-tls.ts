@@ -7,6 +7,7 @@
  * A changed key/certificate pair is adopted only when the key matches the
  * certificate, so a half-written or mixed store never replaces a working one.
  */
+import { STORE_FILES } from "../keystore/store-dir.js";
 import { EventEmitter } from "node:events";
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
@@ -18,13 +19,14 @@ import { Agent as UndiciAgent, Dispatcher } from "undici";
 import { certificatePublicKey, importPrivateKey, keysMatch, parseCertificate, pemDecodeAll, PkiError, type ParsedCertificate } from "@tessera/pki";
 
 /** File names inside a store directory (imprint spec §8: client/store.go). */
-export const STORE_FILES = { key: "client.key", cert: "client.crt", ca: "ca.crt" } as const;
+/** The three files a TLS identity needs, named as in the store directory (keystore/store-dir.ts). */
+const TLS_FILES = { key: STORE_FILES.key, cert: STORE_FILES.certificate, ca: STORE_FILES.ca } as const;
 
 /** Options of ReloadableTls.open; give `dir`, or all three `files` as paths. */
 export interface ReloadableTlsOptions {
   /** Store directory holding the three files. */
   dir?: string;
-  /** File names or paths overriding STORE_FILES; relative ones are resolved against `dir` (or the working directory). */
+  /** File names or paths overriding the store directory names; relative ones are resolved against `dir` (or the working directory). */
   files?: { key?: string; cert?: string; ca?: string };
   /** Passphrase of an encrypted private key. */
   passphrase?: string;
@@ -103,7 +105,7 @@ export class ReloadableTls extends EventEmitter<{ reload: [ReloadEvent]; warning
   private constructor(private readonly opts: ReloadableTlsOptions) {
     super();
     const base = opts.dir ?? ".";
-    const f = { ...STORE_FILES, ...opts.files };
+    const f = { ...TLS_FILES, ...opts.files };
     if (!opts.dir && !(opts.files?.key && opts.files.cert && opts.files.ca)) {
       throw new TypeError("ReloadableTls: give dir, or files.key, files.cert and files.ca");
     }
