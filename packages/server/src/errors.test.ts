@@ -16,3 +16,10 @@ test("every pki error code is documented", () => {
   const src = fs.readFileSync(new URL("../../pki/src/errors.ts", import.meta.url), "utf8");
   for (const m of src.matchAll(/"(TESSERA_ERR_PKI_\w+)"/g)) assert.ok(doc.includes("`" + m[1] + "`"), m[1]);
 });
+
+test("every mtls middleware error code is documented", () => {
+  const src = fs.readFileSync(new URL("../../mtls/src/errors.ts", import.meta.url), "utf8");
+  const codes = [...new Set([...src.matchAll(/"(TESSERA_ERR_MTLS_\w+)"/g)].map((m) => m[1]!))];
+  assert.ok(codes.length >= 4);
+  for (const code of codes) assert.ok(doc.includes("`" + code + "`"), code);
+});
