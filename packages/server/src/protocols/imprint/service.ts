@@ -91,7 +91,10 @@ export class ImprintService {
       credential,
       subject: this.subjectFor(serverId),
       sans: [{ type: "uri", value: `imprint://server/${serverId}` }],
-      ...lineage,
+      device: lineage.device,
+      supersedes: lineage.supersedes,
+      revokeSuperseded: lineage.revokeSuperseded,
+      requestId: lineage.requestId,
     });
     return { serverId, certificate: issued.pem, caCertificate: this.authority.chainPem() };
   }
