@@ -109,3 +109,14 @@ test("enroll, renew, challenge-renew and re-enroll with curl and openssl only", 
   const statuses = (await server.authority.listCertificates({ deviceId: serverId })).map((c) => c.status);
   assert.deepEqual(statuses, ["superseded", "superseded", "revoked", "valid"]);
 });
+
+test("the TLS certificate request names only our issuing CA (Go clients then send their certificate)", async () => {
+  const port = new URL(base).port;
+  // stdin closed at once: s_client prints the handshake and exits.
+  const stdout = await new Promise<string>((resolve) => {
+    const child = execFile("openssl", ["s_client", "-connect", `127.0.0.1:${port}`, "-servername", "localhost", "-tls1_2"], { encoding: "utf8", timeout: 10_000 }, (_err, out) => resolve(out));
+    child.stdin?.end();
+  });
+  const names = /Acceptable client certificate CA names\n([\s\S]*?)\n(?:Requested|Client Certificate Types|Shared)/.exec(stdout)?.[1]?.trim().split("\n");
+  assert.deepEqual(names, ["O = Tessera, CN = Tessera Issuing CA"]);
+});
