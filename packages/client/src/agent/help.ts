@@ -1,0 +1,163 @@
+/**
+ * The `tessera-agent` help texts. docs/agent.md repeats HELP and every
+ * command's help verbatim, and agent.test.ts keeps all three in step with the
+ * dispatcher's command and option tables.
+ */
+
+/** Description of each option, shared by the command help texts so they never disagree. */
+const OPTION_TEXT = {
+  server: ["--server URL", "Enrollment server, e.g. https://enroll.example.com (env TESSERA_SERVER)"],
+  secret: ["--secret S", "Build secret (env TESSERA_BUILD_SECRET; visible in `ps`, prefer the file or the variable)"],
+  "secret-file": ["--secret-file F", "Read the build secret from the first line of F"],
+  dir: ["--dir DIR", "Identity directory (env TESSERA_AGENT_DIR; default ./tessera-identity)"],
+  ca: ["--ca FILE", "PEM roots trusted for enroll and challenge (default: Node's bundled roots); renew trusts ca.crt"],
+  fingerprint: ["--fingerprint FP", "Use FP instead of generating the fingerprint"],
+  "prefer-persisted": ["--prefer-persisted", "Keep DIR/imprint-identity once written, even if the hardware changes"],
+  hostname: ["--hostname H", "Hostname sent with enrollment and used as CSR CN (default: the system's)"],
+  timeout: ["--timeout D", "Deadline of each request (default 30s)"],
+  threshold: ["--threshold D", "Renew when less than D is left (default 30d)"],
+  "challenge-window": ["--challenge-window D", "How long after expiry the challenge (Tier 2) is tried (default 30d)"],
+  force: ["--force", "Renew now over mTLS (Tier 1) whatever the threshold; no fallback"],
+  interval: ["--interval D", "Time between checks (default 1h)"],
+  jitter: ["--jitter J", "Spread every wait by ±J of it, 0 ≤ J < 1 (default 0.1)"],
+  exec: ["--exec CMD", "Run CMD after every renewal (see above)"],
+  "persist-dir": ["--persist-dir DIR", "Read/write the identity file DIR/imprint-identity (enables tiers persisted and generated)"],
+} as const;
+
+type Described = keyof typeof OPTION_TEXT;
+
+function optionLines(names: readonly Described[]): string {
+  return names
+    .map((n) => {
+      const [flag, text] = OPTION_TEXT[n];
+      return flag.length < 28 ? `  ${flag.padEnd(28)}${text}` : `  ${flag}\n${" ".repeat(30)}${text}`;
+    })
+    .join("\n");
+}
+
+const CLIENT_OPTIONS = ["server", "secret", "secret-file", "dir", "ca", "fingerprint", "prefer-persisted", "hostname", "timeout"] as const;
+const COMMON = `  --json                      Machine-readable output
+  -h, --help                  Show this help`;
+const DURATIONS = "Durations: a number and a unit, ms|s|m|h|d (e.g. 30d, 12h, 90m, 45s).";
+
+/** Help of each command, printed by `tessera-agent <command> --help`. */
+export const COMMAND_HELP = {
+  fingerprint: `Usage: tessera-agent fingerprint [--persist-dir DIR] [--prefer-persisted]
+
+Prints this device's fingerprint and its tier: hardware (hash of machine id,
+product uuid and primary MAC), persisted (from DIR/imprint-identity) or
+generated (a random id, saved in DIR). Without --persist-dir only the hardware
+tier is possible. enroll, renew and run use --dir as the persist directory,
+so 'fingerprint --persist-dir <their DIR>' shows the value they send.
+
+Options:
+${optionLines(["persist-dir", "prefer-persisted"])}
+${COMMON}
+`,
+  enroll: `Usage: tessera-agent enroll --server URL (--secret S | --secret-file F) [options]
+
+Enrolls with a fresh EC P-256 key and writes DIR/client.key, client.crt,
+ca.crt and enrollment.json as one set. Enrolling again replaces the identity
+(the server keeps the same server id for the same fingerprint). A 202 answer
+means the server holds the request for operator approval: exit 5, nothing is
+written; run enroll again once it is approved.
+
+Options:
+${optionLines(CLIENT_OPTIONS)}
+${COMMON}
+
+${DURATIONS}
+`,
+  renew: `Usage: tessera-agent renew --server URL [options]
+
+Keeps the identity current: nothing while more than --threshold is left;
+before expiry Tier 1 (mTLS renewal); if that is refused (401/403), or after
+expiry within --challenge-window, Tier 2 (challenge signed with the old key);
+else Tier 3 (enroll again, which needs the build secret). A network failure or
+a 5xx/408/429 answer stops without re-enrolling (exit 1): try again later.
+Prints the action (none, renewed, challenge_renewed, reenrolled) and every
+tier that failed on the way.
+
+Options:
+${optionLines([...CLIENT_OPTIONS, "threshold", "challenge-window", "force"])}
+${COMMON}
+
+${DURATIONS}
+`,
+  status: `Usage: tessera-agent status [--dir DIR] [--threshold D]
+
+Shows whether the device is enrolled, its server id, fingerprint, certificate
+serial, expiry, days left and whether renewal is due. Reads files only.
+Exit 0 enrolled and valid, 3 not enrolled, 6 expired, 1 unreadable store.
+
+Options:
+${optionLines(["dir", "threshold"])}
+${COMMON}
+
+${DURATIONS}
+`,
+  run: `Usage: tessera-agent run --server URL [options]
+
+Stays running: checks at once, then every --interval (±jitter), and renews as
+'renew' does (enrolling first when DIR holds no identity, which needs the
+secret). After a failure it retries sooner (30s, doubling, at most
+--interval). Prints one line per check, renewal and error (JSON lines with
+--json). SIGTERM or SIGINT stops it after the check in flight; exit 0.
+
+--exec CMD runs after every renewal: CMD is split on spaces and tabs into a
+program and its arguments, with no shell, quoting or expansion (put anything
+more in a script). It gets TESSERA_AGENT_ACTION, TESSERA_AGENT_DIR and
+TESSERA_AGENT_SERVER_ID in its environment, its output goes to standard
+error, it is killed after 2 minutes, and its failure is logged but does not
+count as a failed renewal.
+
+Options:
+${optionLines([...CLIENT_OPTIONS, "threshold", "challenge-window", "interval", "jitter", "exec"])}
+${COMMON}
+
+${DURATIONS}
+`,
+} as const;
+
+/** The `tessera-agent --help` text. */
+export const HELP = `Usage: tessera-agent <command> [options]
+
+Device agent: enrolls this device with a Tessera (or imprint) server, keeps
+its certificate renewed and reports its state.
+
+Commands:
+  fingerprint [--persist-dir DIR] [--prefer-persisted]
+                              Print this device's fingerprint and its tier
+  enroll --server URL (--secret S | --secret-file F) [--dir DIR] [--ca FILE]
+         [--fingerprint FP] [--hostname H]
+                              Enroll and write the identity directory
+  renew --server URL [--dir DIR] [--secret S | --secret-file F]
+        [--threshold 30d] [--challenge-window 30d] [--force]
+                              Renew if due: mTLS, then challenge, then re-enroll
+  status [--dir DIR] [--threshold 30d]
+                              Show the identity, its expiry and whether renewal is due
+  run --server URL [--secret S | --secret-file F] [--dir DIR] [--interval 1h]
+      [--threshold 30d] [--jitter 0.1] [--exec CMD]
+                              Stay running and renew when due (stops on SIGTERM/SIGINT)
+  help [COMMAND]              Show this help, or a command's
+
+Run 'tessera-agent <command> --help' for every option of a command.
+
+Environment:
+  TESSERA_SERVER              Default of --server
+  TESSERA_BUILD_SECRET        Build secret when neither --secret nor --secret-file is given
+  TESSERA_AGENT_DIR           Default of --dir (else ./tessera-identity)
+
+Global options:
+  --json                      Machine-readable output (run: one JSON object per line)
+  -h, --help                  Show help
+
+Exit codes:
+  0  ok
+  1  failure: network, TLS, server error (5xx), bad answer, disk; worth retrying
+  2  usage error
+  3  not enrolled (or a build secret is needed to enroll and none was given)
+  4  refused by the server (4xx: wrong secret, enrollment rejected, bad request)
+  5  pending: the enrollment waits for operator approval (HTTP 202)
+  6  status: the certificate has expired
+`;
