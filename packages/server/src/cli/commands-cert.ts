@@ -124,23 +124,26 @@ const certRevoke: Command = (inv) =>
     return EXIT.ok;
   });
 
-const secretCreate: Command = (inv) =>
-  withAuthority(inv, async (_a, store) => {
-    const name = inv.args[0];
-    if (!name) throw new UsageError("a NAME argument is needed");
-    const given = flag(inv, "value");
-    // Secrets are stored as a plain SHA-256, which is only safe for high-entropy values.
-    if (given !== undefined && given.length < 16) throw new UsageError("--value must be at least 16 characters");
-    const value = given ?? randomBytes(24).toString("base64url");
-    const expires = flag(inv, "expires");
-    const maxUses = flag(inv, "max-uses");
-    if (maxUses !== undefined && !/^[1-9]\d*$/.test(maxUses)) throw new UsageError("--max-uses must be a positive integer");
-    let expiresAt: Date | null = null;
-    if (expires) {
-      const secs = parseDuration(expires);
-      if (secs === undefined || secs <= 0) throw new UsageError(`--expires: not a duration: ${expires}`);
-      expiresAt = new Date(Date.now() + secs * 1000);
-    }
+const secretCreate: Command = (inv) => {
+  // Every argument is checked before the store (and, on a first run, the CA) is opened.
+  const name = inv.args[0];
+  if (!name) throw new UsageError("a NAME argument is needed");
+  const given = flag(inv, "value");
+  if (given === "") throw new UsageError("--value must not be empty");
+  // Secrets are stored as a plain SHA-256, which resists guessing only for high-entropy values. A short
+  // one is still accepted, because a fleet moving from imprint must keep the secret its binaries carry.
+  const weak = given !== undefined && given.length < 16;
+  const value = given ?? randomBytes(24).toString("base64url");
+  const expires = flag(inv, "expires");
+  const maxUses = flag(inv, "max-uses");
+  if (maxUses !== undefined && !/^[1-9]\d*$/.test(maxUses)) throw new UsageError("--max-uses must be a positive integer");
+  let expiresAt: Date | null = null;
+  if (expires) {
+    const secs = parseDuration(expires);
+    if (secs === undefined || secs <= 0) throw new UsageError(`--expires: not a duration: ${expires}`);
+    expiresAt = new Date(Date.now() + secs * 1000);
+  }
+  return withAuthority(inv, async (_a, store) => {
     if (await store.findCredentialByName("secret", name)) throw new TesseraError("TESSERA_ERR_STORE_CONFLICT", { message: "a secret with this name exists", detail: name });
     const now = new Date();
     await store.createCredential({
@@ -148,10 +151,15 @@ const secretCreate: Command = (inv) =>
       expiresAt, maxUses: maxUses ? Number(maxUses) : null, useCount: 0, revokedAt: null, createdAt: now,
     });
     await store.appendAudit({ at: now, actor: "cli", action: "credential.created", target: name, detail: { kind: "secret" } });
-    if (inv.io.json) inv.io.out(JSON.stringify({ name, value: given === undefined ? value : undefined, expiresAt, maxUses: maxUses ? Number(maxUses) : null }));
-    else inv.io.out(given === undefined ? `${value}\n(secret '${name}' created; this is the only time it is shown)` : `secret '${name}' created`);
+    const warning = weak ? "this secret is shorter than 16 characters: anyone who can guess it can enroll; use it only to migrate an existing fleet" : undefined;
+    if (inv.io.json) inv.io.out(JSON.stringify({ name, value: given === undefined ? value : undefined, expiresAt, maxUses: maxUses ? Number(maxUses) : null, warning }));
+    else {
+      inv.io.out(given === undefined ? `${value}\n(secret '${name}' created; this is the only time it is shown)` : `secret '${name}' created`);
+      if (warning) inv.io.err(`warning: ${warning}`);
+    }
     return EXIT.ok;
   });
+};
 
 const secretList: Command = (inv) =>
   withAuthority(inv, async (_a, store) => {
