@@ -18,7 +18,7 @@ import type { CompiledProfile } from "./profiles.js";
 import type { Clock, RandomSource } from "./runtime.js";
 import { DeviceRegistry } from "./devices.js";
 import { RevocationEvents } from "./revocation-events.js";
-import type { AuditRecord, CertificateQuery, CertificateRecord, DeviceStatus, Store } from "./ports.js";
+import type { AuditRecord, CertificateQuery, CertificateRecord, IssuedWrite, Store } from "./ports.js";
 
 /** A request for a certificate, as a protocol decoded it. */
 export interface IssueRequest {
@@ -34,14 +34,7 @@ export interface IssueRequest {
   /** SANs, for profiles whose SANs come from the request (the authorizer's win). */
   sans?: readonly SubjectAltName[];
   /** Device to attach the certificate to (the authorizer's wins); see IssuedWrite.device for setStatus and the lineage compare-and-set. */
-  device?: {
-    id: string;
-    fingerprint: string | null;
-    attributes: Record<string, string>;
-    status: DeviceStatus;
-    setStatus?: boolean;
-    expectCurrentSerial?: string | null;
-  };
+  device?: Omit<NonNullable<IssuedWrite["device"]>, "protocol">;
   /** Serials this certificate replaces (marked superseded in the same transaction). */
   supersedes?: string[];
   /** Revoke the replaced serials (reason "superseded") instead of only superseding them. */
