@@ -183,6 +183,8 @@ export async function startServer(
   print(`  Root CA SHA-256 fingerprint: ${colonHex(sha256Hex(ca.root.der))}`);
   print(`  CA ${createdCa ? "created" : "loaded"}: ${p.root} (root), ${p.issuer} (issuing CA), ${p.chain} (chain)`);
   if (generatedPassphraseFile) print(`  CA key passphrase generated into ${generatedPassphraseFile} (mode 0600): back it up, the CA keys are encrypted with it`);
+  const mounted = (name: string) => config.listeners.some((l) => l.protocols.includes("*") || l.protocols.includes(name));
+  if (mounted("imprint")) print(`  imprint: ${url}/api/v1/enroll, /api/v1/renew, /api/v1/renew/challenge (build secrets: tessera secret create NAME --scope imprint)`);
   print(`  Store: ${store.kind === "sqlite" ? config.databaseUrl.replace(/^sqlite:/, "") : "PostgreSQL"}; try: curl --cacert ${p.chain} ${url}/healthz`);
 
   return {
