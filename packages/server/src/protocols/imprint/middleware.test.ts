@@ -10,7 +10,7 @@ import * as https from "node:https";
 import { test } from "node:test";
 import express from "express";
 import { buildCsr, generateKeyPair } from "@tessera/pki";
-import { CrlRevocationSource, deviceIdentity, mtlsServerOptions, requireMTLS } from "@tessera/mtls";
+import { CrlRevocationSource, RevocationFeed, deviceIdentity, mtlsServerOptions, requireMTLS } from "@tessera/mtls";
 import { HandDevice, imprintServer } from "./test-kit.js";
 
 /** GET / on the service with a device's certificate; status and JSON body. */
@@ -55,7 +55,8 @@ test("Express + requireMTLS: identity on the request; revoked devices refused vi
   const serviceTls = { cert: svcCert.pem, key: svcKey.export({ type: "pkcs8", format: "pem" }) as string };
 
   const crlSource = new CrlRevocationSource({ crl: `${server.url}/crl`, issuers: ca, fetchCa: ca, refreshMs: 3_600_000 });
-  const feedGuard = requireMTLS({ ca, crl: `${server.url}/crl`, fetchCa: ca, revocationFeed: `${server.url}/tessera/v1/revocations/events` });
+  const feed = new RevocationFeed({ url: `${server.url}/tessera/v1/revocations/events`, ca });
+  const feedGuard = requireMTLS({ ca, crl: `${server.url}/crl`, fetchCa: ca, revocationFeed: feed });
   const crlGuard = requireMTLS({ ca, crl: crlSource });
   const feedService = await startService(feedGuard, ca, serviceTls);
   const crlService = await startService(crlGuard, ca, serviceTls);
@@ -63,6 +64,7 @@ test("Express + requireMTLS: identity on the request; revoked devices refused vi
   try {
     await feedGuard.ready();
     await crlGuard.ready();
+    await feed.ready(); // subscribed before the revocation happens
     const d = new HandDevice(server);
     assert.equal((await d.enroll(secret)).status, 200);
     const portOf = (s: https.Server) => (s.address() as { port: number }).port;
@@ -91,6 +93,7 @@ test("Express + requireMTLS: identity on the request; revoked devices refused vi
   } finally {
     agent.destroy();
     feedGuard.close();
+    feed.close();
     crlGuard.close();
     await new Promise<void>((r) => feedService.close(() => r()));
     await new Promise<void>((r) => crlService.close(() => r()));
