@@ -2,12 +2,11 @@ import { test, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { generateKeyPair } from "@tessera/pki";
 import { isEnrolled, loadIdentity, saveIdentity } from "../keystore/store-dir.js";
-import { FakeImprintServer } from "../protocols/imprint/fake-server.js";
+import { FakeImprintServer, refusedUrl } from "../protocols/imprint/fake-server.js";
 import { TestPki } from "../protocols/imprint/test-pki.js";
 import { COMMANDS } from "./commands.js";
 import { COMMAND_HELP, HELP } from "./help.js";
@@ -24,27 +23,20 @@ const SERVER_ID = /^srv_[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}$/;
 let pki: TestPki;
 let fake: FakeImprintServer;
 let caFile: string;
-let refusedUrl: string;
+let refused: string;
 before(async () => {
   pki = await TestPki.create();
   fake = await FakeImprintServer.start(pki);
   caFile = path.join(tmp, "ca.pem");
   fs.writeFileSync(caFile, pki.caPem);
-  // A port that was just free: connecting to it is refused.
-  const probe = net.createServer();
-  await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
-  refusedUrl = `https://127.0.0.1:${(probe.address() as net.AddressInfo).port}`;
-  await new Promise<void>((r) => probe.close(() => r()));
+  refused = await refusedUrl();
 });
 after(async () => {
   await fake.close();
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 beforeEach(() => {
-  fake.override = () => undefined;
-  fake.validity = {};
-  fake.seen.length = 0;
-  fake.problems.length = 0;
+  fake.reset();
 });
 
 interface Run {
@@ -184,7 +176,7 @@ test("a wrong secret is refused (exit 4); no answer at all is a failure (exit 1)
   assert.equal(e.status, 401);
   assert.equal(e.body, "unauthorized\n");
 
-  const t = await cli(["enroll", "--server", refusedUrl, "--secret", "s", "--dir", dir, "--fingerprint", FP]);
+  const t = await cli(["enroll", "--server", refused, "--secret", "s", "--dir", dir, "--fingerprint", FP]);
   assert.equal(t.code, EXIT.failure);
   assert.match(t.err[0]!, /^tessera-agent: enrollment request failed: .*ECONNREFUSED/);
   assert.equal(await isEnrolled(dir), false);

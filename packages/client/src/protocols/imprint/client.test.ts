@@ -29,9 +29,7 @@ after(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 beforeEach(() => {
-  fake.override = () => undefined;
-  fake.validity = {};
-  fake.seen.length = 0;
+  fake.reset();
 });
 
 const client = (storeDir: string, extra: Partial<ImprintClientOptions> = {}) =>

@@ -6,6 +6,7 @@
 import * as crypto from "node:crypto";
 import * as https from "node:https";
 import type * as http from "node:http";
+import * as net from "node:net";
 import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { certificatePublicKey, decodeName, nameAttribute, parseAndVerifyCsr, parseCertificate, pemDecodeAll, verifyCertificateSignature } from "@tessera/pki";
@@ -67,6 +68,14 @@ export class FakeImprintServer {
     const fake = new FakeImprintServer(pki, server, `https://127.0.0.1:${(server.address() as AddressInfo).port}`);
     server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => void fake.handle(req, res));
     return fake;
+  }
+
+  /** Forgets overrides, forced validity and what was seen, between tests (devices stay). */
+  reset(): void {
+    this.override = () => undefined;
+    this.validity = {};
+    this.seen.length = 0;
+    this.problems.length = 0;
   }
 
   /** Stops listening and drops open connections (including hung ones). */
@@ -208,4 +217,13 @@ export class FakeImprintServer {
     if (!spki) return deny();
     await this.issue(spki, device, res);
   }
+}
+
+/** An https URL on a port that was just free, so connecting to it is refused. */
+export async function refusedUrl(): Promise<string> {
+  const probe = net.createServer();
+  await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
+  const url = `https://127.0.0.1:${(probe.address() as AddressInfo).port}`;
+  await new Promise<void>((r) => probe.close(() => r()));
+  return url;
 }

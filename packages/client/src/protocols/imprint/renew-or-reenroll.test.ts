@@ -2,14 +2,13 @@ import { test, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { generateKeyPair } from "@tessera/pki";
 import { loadIdentity, saveIdentity } from "../../keystore/store-dir.js";
 import { ImprintClient, type ImprintClientOptions } from "./client.js";
 import { ImprintError } from "./errors.js";
-import { FakeImprintServer } from "./fake-server.js";
+import { FakeImprintServer, refusedUrl } from "./fake-server.js";
 import { TestPki } from "./test-pki.js";
 import { classifyFailure } from "./renew-or-reenroll.js";
 
@@ -22,15 +21,11 @@ const ARGS = { buildSecret: "build-secret", fingerprint: FP };
 
 let pki: TestPki;
 let fake: FakeImprintServer;
-let refusedUrl: string;
+let refused: string;
 before(async () => {
   pki = await TestPki.create();
   fake = await FakeImprintServer.start(pki);
-  // A port that was just free: connecting to it is refused.
-  const probe = net.createServer();
-  await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
-  refusedUrl = `https://127.0.0.1:${(probe.address() as net.AddressInfo).port}`;
-  await new Promise<void>((r) => probe.close(() => r()));
+  refused = await refusedUrl();
 });
 after(async () => {
   await fake.close();
@@ -39,9 +34,7 @@ after(async () => {
 beforeEach(() => {
   // Every test seeds its own device under the same fingerprint.
   fake.devices.clear();
-  fake.override = () => undefined;
-  fake.seen.length = 0;
-  fake.problems.length = 0;
+  fake.reset();
 });
 
 const client = (storeDir: string, extra: Partial<ImprintClientOptions> = {}) =>
@@ -158,7 +151,7 @@ test("connection refused stops the run on Tier 1 and on Tier 2 — never re-enro
   for (const [expiresIn, tier, prefix] of [[10 * DAY, "renew", "renew"], [-DAY, "challenge", "challenge renew"]] as const) {
     const { dir } = await seed(expiresIn);
     const before = snapshot(dir);
-    const err = await client(dir, { serviceUrl: refusedUrl }).renewOrReenroll(ARGS).catch((e: unknown) => e);
+    const err = await client(dir, { serviceUrl: refused }).renewOrReenroll(ARGS).catch((e: unknown) => e);
     assert.ok(err instanceof ImprintError && err.kind === "network", String(err));
     assert.equal(err.causeCode, "ECONNREFUSED");
     assert.ok(err.message.startsWith(`${prefix}: `), err.message);
