@@ -15,7 +15,11 @@ import { encodeName, type NameAttribute } from "./name.js";
 
 /** Options for a CA certificate. */
 export interface CaCertificateOptions {
-  subject: readonly NameAttribute[];
+  /**
+   * Subject as attributes, or as DER taken verbatim from another certificate
+   * (a cross certificate must repeat the certified CA's name byte for byte).
+   */
+  subject: readonly NameAttribute[] | Uint8Array;
   /** The CA's own key pair (its public half goes into the certificate). */
   publicKey: crypto.KeyObject;
   notBefore: Date;
@@ -33,7 +37,7 @@ export async function createCaCertificate(opts: CaCertificateOptions): Promise<P
   const spki = spkiDer(opts.publicKey);
   const signerKey = opts.issuer?.privateKey ?? opts.privateKey;
   if (!signerKey) throw new Error("a self-signed CA needs its private key");
-  const subject = encodeName(opts.subject);
+  const subject = opts.subject instanceof Uint8Array ? Buffer.from(opts.subject) : encodeName(opts.subject as readonly NameAttribute[]);
   const issuerName = opts.issuer ? opts.issuer.certificate.subject : subject;
   const issuerSki = opts.issuer ? issuerSkiOf(opts.issuer.certificate) : keyIdentifier(spki);
   const extensions = libraryExtensions(

@@ -5,9 +5,9 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { buildCsr, isDerSequence, parseAndVerifyCsr, parseAndVerifyCsrSync, type CsrPolicy, type ParsedCsr } from "./csr.js";
+import { buildCsr, challengePasswordAttribute, csrChallengePassword, isDerSequence, parseAndVerifyCsr, parseAndVerifyCsrSync, parseCsr, type CsrPolicy, type ParsedCsr } from "./csr.js";
 import { exportPrivateKey, generateKeyPair, keysMatch, spkiDer, type KeyType } from "./keys.js";
-import { decodeName, encodeName } from "./name.js";
+import { decodeName, encodeName, formatName } from "./name.js";
 import { decodeGeneralNames, encodeGeneralNames, ExtOid } from "./certificate.js";
 import { pemEncode } from "./pem.js";
 import { readChildren, readWhole, Tag, tlv, tlvBytes } from "./der.js";
@@ -325,4 +325,19 @@ test("isDerSequence", () => {
   assert.equal(isDerSequence(Buffer.from("0201", "hex")), false);
   assert.equal(isDerSequence(new Uint8Array(0)), false);
   assert.equal(isDerSequence(Buffer.from("3080", "hex")), false);
+});
+
+test("challengePassword: built as PrintableString or UTF8String, read back; parseCsr skips the signature check", async () => {
+  const { privateKey } = generateKeyPair("ec-p256");
+  for (const pw of ["AbC+/9==", "päss wörd"]) {
+    const der = buildCsr({ subject: [{ type: "CN", value: "x" }], privateKey, attributes: [challengePasswordAttribute(pw)] });
+    assert.equal(csrChallengePassword(parseCsr(der)), pw);
+  }
+  const plain = buildCsr({ subject: [{ type: "CN", value: "x" }], privateKey });
+  assert.equal(csrChallengePassword(parseCsr(plain)), undefined);
+  // A corrupted signature still parses (serverkeygen ignores it) but fails verification.
+  const broken = Buffer.from(plain);
+  broken[broken.length - 1] = broken[broken.length - 1]! ^ 0xff;
+  assert.equal(formatName(parseCsr(broken).subject), "CN=x");
+  await assert.rejects(parseAndVerifyCsr(broken), { code: "TESSERA_ERR_PKI_CSR_SIGNATURE" });
 });

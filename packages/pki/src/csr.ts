@@ -212,10 +212,48 @@ export function parseAndVerifyCsrSync(input: Uint8Array | string, policy: CsrPol
   return finish(parts, publicKey, key);
 }
 
+/**
+ * Parses a CSR without checking its signature or key policy: for requests
+ * whose key is ignored by design (EST serverkeygen, RFC 7030 §4.4.1). Throws
+ * MALFORMED_DER or UNSUPPORTED_ALGORITHM (a key node:crypto cannot import).
+ */
+export function parseCsr(input: Uint8Array | string): ParsedCsr {
+  const parts = splitCsr(input);
+  const publicKey = importSpki(parts.spki);
+  return finish(parts, publicKey, keyInfo(publicKey));
+}
+
+const OID_CHALLENGE_PASSWORD = "1.2.840.113549.1.9.7";
+// DirectoryString choices a challengePassword may use (RFC 2985 §5.4.1): Printable, UTF8, BMP, Teletex, Universal.
+const STRING_TAGS = new Set([0x13, 0x0c, 0x1e, 0x14, 0x1c]);
+
+/**
+ * The CSR's challengePassword (RFC 2985 §5.4.1) as text, or undefined when it
+ * has none. EST puts base64(tls-unique) there (RFC 7030 §3.5). Throws
+ * MALFORMED_DER if the attribute is present but not a single string.
+ */
+export function csrChallengePassword(csr: Pick<ParsedCsr, "attributes">): string | undefined {
+  const attr = csr.attributes.find((a) => a.oid === OID_CHALLENGE_PASSWORD);
+  if (!attr) return undefined;
+  const value = attr.values[0];
+  if (attr.values.length !== 1 || !value) throw badCsr("challengePassword must have exactly one value");
+  const t = readWhole(value, value[0]!);
+  if (!STRING_TAGS.has(t.tag)) throw badCsr(`challengePassword has tag 0x${t.tag.toString(16)}`);
+  const bytes = Buffer.from(tlvValue(value, t));
+  if (t.tag === 0x1e) return bytes.swap16().toString("utf16le");
+  return bytes.toString(t.tag === 0x0c ? "utf8" : "latin1");
+}
+
+/** A challengePassword attribute for buildCsr (UTF8String, or PrintableString when the text allows it). */
+export function challengePasswordAttribute(password: string): { oid: string; values: Buffer[] } {
+  const printable = /^[A-Za-z0-9 '()+,\-./:=?]*$/.test(password);
+  return { oid: OID_CHALLENGE_PASSWORD, values: [tlv(printable ? 0x13 : 0x0c, Buffer.from(password, printable ? "latin1" : "utf8"))] };
+}
+
 /** Options for building a CSR. */
 export interface BuildCsrOptions {
-  /** Subject attributes in order (may be empty). */
-  subject: readonly NameAttribute[];
+  /** Subject attributes in order (may be empty), or a Name already in DER (copied as is). */
+  subject: readonly NameAttribute[] | Uint8Array;
   /** Private key that signs the request (its public half goes in). */
   privateKey: crypto.KeyObject;
   /** Extensions to request (DER values), e.g. from buildSubjectAltName. */
@@ -234,7 +272,7 @@ export function buildCsr(opts: BuildCsrOptions): Buffer {
     attrs.push(tlv(Tag.SEQUENCE, encodeOid(OID_EXTENSION_REQUEST), tlv(Tag.SET, tlv(Tag.SEQUENCE, ...exts))));
   }
   for (const a of opts.attributes ?? []) attrs.push(tlv(Tag.SEQUENCE, encodeOid(a.oid), tlv(Tag.SET, ...a.values)));
-  const info = tlv(Tag.SEQUENCE, Uint8Array.of(Tag.INTEGER, 1, 0), encodeName(opts.subject), spkiDer(opts.privateKey), tlv(0xa0, ...attrs));
+  const info = tlv(Tag.SEQUENCE, Uint8Array.of(Tag.INTEGER, 1, 0), opts.subject instanceof Uint8Array ? opts.subject : encodeName(opts.subject), spkiDer(opts.privateKey), tlv(0xa0, ...attrs));
   const alg = signatureAlgorithmFor(opts.privateKey);
   const sig = crypto.sign(alg.hash, info, opts.privateKey);
   return tlv(Tag.SEQUENCE, info, alg.algorithmIdentifier, tlv(Tag.BIT_STRING, Uint8Array.of(0), sig));

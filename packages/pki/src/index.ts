@@ -16,3 +16,5 @@ export * from "./cms.js";
 export * from "./ca.js";
 export * from "./webcrypto.js";
 export * from "./crl-parse.js";
+export * from "./base64.js";
+export * from "./csrattrs.js";

@@ -62,6 +62,7 @@ export const ERROR_CODES = {
   TESSERA_ERR_CA_EXISTS: { kind: "conflict", message: "certificate authority already exists" },
   TESSERA_ERR_CA_KEY: { kind: "internal", message: "CA key cannot be loaded" },
   TESSERA_ERR_CA_IMPORT: { kind: "bad_request", message: "CA files cannot be imported" },
+  TESSERA_ERR_CA_ROLLOVER: { kind: "conflict", message: "root CA rollover refused" },
   TESSERA_ERR_CONFIG_INVALID: { kind: "bad_request", message: "configuration is invalid" },
   TESSERA_ERR_STORE_UNAVAILABLE: { kind: "unavailable", message: "store unavailable" },
   TESSERA_ERR_STORE_CONFLICT: { kind: "conflict", message: "conflicting write" },

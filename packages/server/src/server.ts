@@ -13,7 +13,7 @@ import type { TesseraConfig } from "./config/types.js";
 import { openStore } from "./store/index.js";
 import type { Store } from "./authority/ports.js";
 import { Authority } from "./authority/authority.js";
-import { deviceAuthorizer, operatorAuthorizer, secretAuthorizer } from "./authority/authorizers.js";
+import { deviceAuthorizer, operatorAuthorizer, passwordAuthorizer, secretAuthorizer } from "./authority/authorizers.js";
 import { compileProfiles } from "./authority/profiles.js";
 import { systemClock, systemRandom, type Clock } from "./authority/runtime.js";
 import { caExists, caPaths, initCa, loadCa } from "./ca/ca-files.js";
@@ -23,6 +23,7 @@ import { coreRoutes } from "./http/core-routes.js";
 import { nativeRoutes } from "./http/native-routes.js";
 import { revocationFeed } from "./http/revocation-feed.js";
 import { imprintRoutes } from "./protocols/imprint/routes.js";
+import { estClientCaNames, estRoutes } from "./protocols/est/routes.js";
 import { createMetrics } from "./metrics.js";
 
 /** A running server. */
@@ -66,7 +67,7 @@ export async function openAuthority(config: TesseraConfig, log: Logger, env: Nod
       ca,
       profiles,
       defaultProfile: config.defaultProfile,
-      authorizers: { operator: operatorAuthorizer, device: deviceAuthorizer, secret: secretAuthorizer(store, clock) },
+      authorizers: { operator: operatorAuthorizer, device: deviceAuthorizer, secret: secretAuthorizer(store, clock), password: passwordAuthorizer(store, clock) },
       clock,
       random: systemRandom,
       crl: { validitySeconds: config.crl.validity, refreshBeforeSeconds: config.crl.refreshBefore },
@@ -94,7 +95,8 @@ export async function startServer(
     intermediates: [ca.issuer.certificate],
     isRevoked: (serial) => authority.isRevoked(serial),
   });
-  const issuingPem = pemEncode("CERTIFICATE", ca.issuer.certificate.der);
+  // The CertificateRequest names every CA whose client certificates we accept, EST bootstrap CAs included.
+  const issuingPem = pemEncode("CERTIFICATE", ca.issuer.certificate.der) + estClientCaNames(config.est);
   const tlsFrom = (sc: ServerCertificate): TlsMaterial => ({
     cert: sc.certPem,
     key: sc.keyPem,
@@ -109,6 +111,7 @@ export async function startServer(
     nativeRoutes({ authority }),
     revocationFeed({ authority }),
     imprintRoutes({ authority, config: config.imprint, now: () => clock.now() }),
+    estRoutes({ authority, config: config.est, now: () => clock.now() }),
     ...(opts.extraProtocols?.(authority) ?? []),
   ];
 
@@ -185,6 +188,10 @@ export async function startServer(
   if (generatedPassphraseFile) print(`  CA key passphrase generated into ${generatedPassphraseFile} (mode 0600): back it up, the CA keys are encrypted with it`);
   const mounted = (name: string) => config.listeners.some((l) => l.protocols.includes("*") || l.protocols.includes(name));
   if (mounted("imprint")) print(`  imprint: ${url}/api/v1/enroll, /api/v1/renew, /api/v1/renew/challenge (build secrets: tessera secret create NAME --scope imprint)`);
+  if (mounted("est")) {
+    const named = Object.keys(config.est.labels);
+    print(`  EST (RFC 7030): ${url}/.well-known/est/{cacerts,simpleenroll,simplereenroll,csrattrs,serverkeygen}${named.length ? `; labels: ${named.join(", ")}` : ""} (users: tessera est user add NAME --password P)`);
+  }
   print(`  Store: ${store.kind === "sqlite" ? config.databaseUrl.replace(/^sqlite:/, "") : "PostgreSQL"}; try: curl --cacert ${p.chain} ${url}/healthz`);
 
   return {

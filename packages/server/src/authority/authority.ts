@@ -59,6 +59,13 @@ export interface CaMaterial {
   root: ParsedCertificate;
   /** Issuing CA certificate and key. */
   issuer: Issuer;
+  /**
+   * Root rollover certificates (RFC 4210 §4.4), present after `tessera ca
+   * rollover`: the new self-signed root (NewWithNew), the old root's key
+   * certified by the new root (OldWithNew) and the new root's key certified
+   * by the old root (NewWithOld). EST /cacerts serves them (RFC 7030 §4.1.3).
+   */
+  rollover?: { newRoot: ParsedCertificate; oldWithNew: ParsedCertificate; newWithOld: ParsedCertificate };
 }
 
 /** Everything the authority needs, injected by the composition root. */
@@ -98,6 +105,18 @@ export class Authority {
   /** PEM chain served to clients: issuing CA, then root. */
   chainPem(): string {
     return pemEncode("CERTIFICATE", this.deps.ca.issuer.certificate.der) + pemEncode("CERTIFICATE", this.deps.ca.root.der);
+  }
+
+  /**
+   * Every CA certificate a client needs to trust and build chains (EST
+   * /cacerts, RFC 7030 §4.1.3): the root, the issuing CA, and the rollover
+   * certificates when a rollover is configured. DER, root first.
+   */
+  caCertificates(): Buffer[] {
+    const { root, issuer, rollover } = this.deps.ca;
+    const out = [root.der, issuer.certificate.der];
+    if (rollover) out.push(rollover.newRoot.der, rollover.oldWithNew.der, rollover.newWithOld.der);
+    return out;
   }
 
   /** Names of the configured profiles. */

@@ -9,6 +9,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { NameAttribute, SubjectAltName } from "@tessera/pki";
 import { TesseraError } from "../errors.js";
 import type { Clock } from "./runtime.js";
+import { verifyPassword } from "./passwords.js";
 import type { DeviceStatus, Store } from "./ports.js";
 
 /** Who asks, as the protocol decoded it. */
@@ -56,9 +57,47 @@ export const operatorAuthorizer: Authorizer = {
 export const deviceAuthorizer: Authorizer = {
   async authorize(credential) {
     if (typeof credential.deviceId !== "string" || credential.deviceId === "") throw new TesseraError("TESSERA_ERR_AUTH_REQUIRED");
-    return { actor: `device:${credential.deviceId}` };
+    // `via` names who the front-end authenticated (an EST user, a bootstrap certificate) for the audit trail.
+    const via = typeof credential.via === "string" && credential.via !== "" ? ` via ${credential.via}` : "";
+    return { actor: `device:${credential.deviceId}${via}` };
   },
 };
+
+/**
+ * Authorizes an HTTP Basic user (EST): `{ kind: "password", username,
+ * password, scope }`. The user is a "password" credential named `username`
+ * whose scope is `scope` (an EST label, "" for the label-less path) or "*";
+ * it must not be revoked or expired. Nothing is consumed.
+ */
+export function passwordAuthorizer(store: Pick<Store, "findCredentialByName">, clock: Clock): Authorizer {
+  const check = async (credential: Credential) => {
+    const { username, password } = credential;
+    if (typeof username !== "string" || typeof password !== "string") throw new TesseraError("TESSERA_ERR_AUTH_REQUIRED");
+    const found = await store.findCredentialByName("password", username);
+    // An unknown user costs the same scrypt as a known one, so timing does not reveal user names.
+    const ok = await verifyPassword(password, found?.hash ?? DUMMY_HASH);
+    if (!found || !ok) throw new TesseraError("TESSERA_ERR_CREDENTIAL_INVALID", { detail: `user ${JSON.stringify(username)}` });
+    if (found.scope !== "*" && found.scope !== String(credential.scope ?? "")) {
+      throw new TesseraError("TESSERA_ERR_CREDENTIAL_INVALID", { detail: `user ${username} is for label ${JSON.stringify(found.scope)}` });
+    }
+    if (found.revokedAt !== null || (found.expiresAt !== null && found.expiresAt <= clock.now())) {
+      throw new TesseraError("TESSERA_ERR_CREDENTIAL_INVALID", { detail: `user ${username} is revoked or expired` });
+    }
+    return found;
+  };
+  return {
+    async check(credential) {
+      await check(credential);
+    },
+    async authorize(credential) {
+      const found = await check(credential);
+      return { actor: `est-user:${found.name}` };
+    },
+  };
+}
+
+// A valid hash of a random password, verified against when the user does not exist.
+const DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
 /** Stored form of a bootstrap secret: "sha256:" + hex digest (secrets are high-entropy; see docs). */
 export function hashSecret(secret: string): string {

@@ -230,6 +230,8 @@ export interface Store {
   consumeCredential(id: string, at: Date): Promise<CredentialRecord | undefined>;
   /** Revokes (compare-and-set on revokedAt IS NULL); returns true if it changed. */
   revokeCredential(id: string, at: Date): Promise<boolean>;
+  /** Deletes a credential (e.g. an EST user removed by an operator); returns true if it existed. */
+  deleteCredential(id: string): Promise<boolean>;
 
   appendAudit(event: AuditEvent): Promise<void>;
   listAudit(query?: { action?: string; target?: string; since?: Date; limit?: number }): Promise<AuditRecord[]>;

@@ -4,6 +4,8 @@
  * intermediate.key.pem), all mode 0600 and never overwritten. The passphrase
  * comes from TESSERA_CA_PASSPHRASE, else the passphrase file; on first init
  * with neither, a random one is generated into the passphrase file (0600).
+ * After `tessera ca rollover`, `<dataDir>/ca/rollover/` holds the new root,
+ * its key and the two cross certificates (see rollover.ts).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -19,6 +21,7 @@ import type { CaMaterial } from "../authority/authority.js";
 /** Paths of the CA files under a data directory. */
 export function caPaths(dataDir: string) {
   const dir = path.join(dataDir, "ca");
+  const rolloverDir = path.join(dir, "rollover");
   return {
     dir,
     root: path.join(dir, "root.pem"),
@@ -26,6 +29,14 @@ export function caPaths(dataDir: string) {
     issuer: path.join(dir, "intermediate.pem"),
     issuerKey: path.join(dir, "intermediate.key.pem"),
     chain: path.join(dir, "chain.pem"),
+    /** Root rollover (RFC 4210 §4.4): NewWithNew and its key, OldWithNew, NewWithOld. */
+    rollover: {
+      dir: rolloverDir,
+      newRoot: path.join(rolloverDir, "new-root.pem"),
+      newRootKey: path.join(rolloverDir, "new-root.key.pem"),
+      oldWithNew: path.join(rolloverDir, "old-with-new.pem"),
+      newWithOld: path.join(rolloverDir, "new-with-old.pem"),
+    },
   };
 }
 
@@ -37,7 +48,8 @@ export interface PassphraseSource {
   file: string;
 }
 
-function readPassphrase(src: PassphraseSource): string | undefined {
+/** The CA key passphrase: TESSERA_CA_PASSPHRASE, else the passphrase file's first line; undefined if neither. */
+export function readPassphrase(src: PassphraseSource): string | undefined {
   if (src.env !== undefined && src.env !== "") return src.env;
   if (fs.existsSync(src.file)) return fs.readFileSync(src.file, "utf8").replace(/\r?\n$/, "");
   return undefined;
@@ -49,7 +61,8 @@ export function caExists(dataDir: string): boolean {
   return [p.root, p.issuer, p.issuerKey].some((f) => fs.existsSync(f));
 }
 
-function writeNew(file: string, data: string): void {
+/** Writes a new file, mode 0600; throws (EEXIST) rather than overwrite. */
+export function writeNew(file: string, data: string): void {
   // "wx": never overwrite an existing CA file (imprint's W14: half-present files were silently replaced).
   fs.writeFileSync(file, data, { mode: 0o600, flag: "wx" });
 }
@@ -121,7 +134,8 @@ function writeFiles(dataDir: string, passphrase: string, root: ParsedCertificate
   writeNew(p.chain, pemEncode("CERTIFICATE", issuer.der) + pemEncode("CERTIFICATE", root.der));
 }
 
-function addYears(d: Date, years: number): Date {
+/** `d` plus whole calendar years (UTC). */
+export function addYears(d: Date, years: number): Date {
   const out = new Date(d);
   out.setUTCFullYear(out.getUTCFullYear() + years);
   return out;
@@ -172,7 +186,11 @@ export async function importCa(opts: ImportCaOptions): Promise<InitCaResult> {
   return { material: { root, issuer: { certificate: issuer, privateKey: key } }, generatedPassphraseFile: generated };
 }
 
-/** Loads the CA from the data directory. Throws TESSERA_ERR_CA_NOT_INITIALIZED or TESSERA_ERR_CA_KEY. */
+/**
+ * Loads the CA from the data directory, with the rollover certificates when
+ * `ca/rollover/` holds them (checked, see loadRollover). Throws
+ * TESSERA_ERR_CA_NOT_INITIALIZED or TESSERA_ERR_CA_KEY.
+ */
 export function loadCa(dataDir: string, passphrase: PassphraseSource): CaMaterial {
   const p = caPaths(dataDir);
   if (!fs.existsSync(p.issuer) || !fs.existsSync(p.issuerKey) || !fs.existsSync(p.root)) {
@@ -191,7 +209,38 @@ export function loadCa(dataDir: string, passphrase: PassphraseSource): CaMateria
   if (!keysMatch(privateKey, certificatePublicKey(certificate))) {
     throw new TesseraError("TESSERA_ERR_CA_KEY", { message: "CA key does not match the issuing certificate" });
   }
-  return { root, issuer: { certificate, privateKey } };
+  const rollover = loadRollover(p.rollover, root);
+  return rollover ? { root, issuer: { certificate, privateKey }, rollover } : { root, issuer: { certificate, privateKey } };
+}
+
+/**
+ * Loads the rollover certificates when any of them exists, and checks that
+ * they form the RFC 4210 §4.4 set around `root`: NewWithNew self-signed,
+ * OldWithNew = the old root's name and key under the new root, NewWithOld =
+ * the new root's name and key under the old root. A partial or inconsistent
+ * set throws TESSERA_ERR_CA_KEY: clients given it would fail to verify.
+ */
+function loadRollover(p: ReturnType<typeof caPaths>["rollover"], root: ParsedCertificate): CaMaterial["rollover"] {
+  const files = [p.newRoot, p.oldWithNew, p.newWithOld];
+  const present = files.filter((f) => fs.existsSync(f));
+  if (present.length === 0) return undefined;
+  const broken = (detail: string) => new TesseraError("TESSERA_ERR_CA_KEY", { message: "root rollover certificates are inconsistent", detail: `${p.dir}: ${detail}` });
+  if (present.length < files.length) throw broken(`missing ${files.filter((f) => !present.includes(f)).map((f) => path.basename(f)).join(", ")}`);
+  let newRoot: ParsedCertificate, oldWithNew: ParsedCertificate, newWithOld: ParsedCertificate;
+  try {
+    [newRoot, oldWithNew, newWithOld] = files.map((f) => parseCertificate(fs.readFileSync(f, "utf8"))) as [ParsedCertificate, ParsedCertificate, ParsedCertificate];
+  } catch (err) {
+    throw broken(err instanceof PkiError ? `${err.message}: ${err.detail}` : String(err));
+  }
+  const oldKey = certificatePublicKey(root);
+  const newKey = certificatePublicKey(newRoot);
+  if (!newRoot.subject.equals(newRoot.issuer) || !verifyCertificateSignature(newRoot, newKey)) throw broken("new-root.pem is not a self-signed certificate");
+  if (newRoot.spki.equals(root.spki) || newRoot.subject.equals(root.subject)) throw broken("new-root.pem has the current root's key or name");
+  if (!oldWithNew.subject.equals(root.subject) || !oldWithNew.spki.equals(root.spki)) throw broken("old-with-new.pem does not certify the current root's name and key");
+  if (!oldWithNew.issuer.equals(newRoot.subject) || !verifyCertificateSignature(oldWithNew, newKey)) throw broken("old-with-new.pem is not signed by the new root");
+  if (!newWithOld.subject.equals(newRoot.subject) || !newWithOld.spki.equals(newRoot.spki)) throw broken("new-with-old.pem does not certify the new root's name and key");
+  if (!newWithOld.issuer.equals(root.subject) || !verifyCertificateSignature(newWithOld, oldKey)) throw broken("new-with-old.pem is not signed by the current root");
+  return { newRoot, oldWithNew, newWithOld };
 }
 
 /** Summary of a CA certificate for `ca show` and the start banner. */

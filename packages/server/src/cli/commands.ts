@@ -5,14 +5,17 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import pino from "pino";
+import { parseKeyType } from "@tessera/pki";
 import { loadConfig } from "../config/load.js";
 import { caPaths, describeCertificate, importCa, initCa, loadCa } from "../ca/ca-files.js";
+import { createRollover } from "../ca/rollover.js";
 import { openStore } from "../store/index.js";
 import { installSignalHandlers, startServer } from "../server.js";
 import { EXIT, UsageError } from "./output.js";
 import type { Invocation } from "./main.js";
 import { certCommands } from "./commands-cert.js";
 import { deviceCommands } from "./commands-device.js";
+import { estCommands } from "./commands-est.js";
 
 /** A command handler: returns the exit code. */
 export type Command = (inv: Invocation) => Promise<number>;
@@ -68,12 +71,43 @@ const caInit: Command = async (inv) => {
 const caShow: Command = async (inv) => {
   const config = await inv.config();
   const ca = loadCa(config.dataDir, { env: inv.env.TESSERA_CA_PASSPHRASE, file: config.caPassphraseFile });
-  const certs = { root: describeCertificate(ca.root), issuer: describeCertificate(ca.issuer.certificate) };
+  const rollover = ca.rollover && {
+    newRoot: describeCertificate(ca.rollover.newRoot),
+    oldWithNew: describeCertificate(ca.rollover.oldWithNew),
+    newWithOld: describeCertificate(ca.rollover.newWithOld),
+  };
+  const certs = { root: describeCertificate(ca.root), issuer: describeCertificate(ca.issuer.certificate), ...(rollover ? { rollover } : {}) };
   if (inv.io.json) inv.io.out(JSON.stringify(certs));
   else {
-    for (const [name, c] of Object.entries(certs)) {
+    const list: [string, ReturnType<typeof describeCertificate>][] = [["root", certs.root], ["issuer", certs.issuer]];
+    if (rollover) list.push(["rollover new root (NewWithNew)", rollover.newRoot], ["rollover OldWithNew", rollover.oldWithNew], ["rollover NewWithOld", rollover.newWithOld]);
+    for (const [name, c] of list) {
       inv.io.out(`${name}:\n  subject:    ${c.subject}\n  issuer:     ${c.issuer}\n  serial:     ${c.serial}\n  not before: ${c.notBefore}\n  not after:  ${c.notAfter}\n  SHA-256:    ${c.sha256}`);
     }
+  }
+  return EXIT.ok;
+};
+
+const caRollover: Command = async (inv) => {
+  const config = await inv.config();
+  const keyType = str(inv, "key-type");
+  if (keyType !== undefined) {
+    try {
+      parseKeyType(keyType);
+    } catch {
+      throw new UsageError(`unknown key type: ${keyType}`);
+    }
+  }
+  const { rollover, paths } = await createRollover({ dataDir: config.dataDir, passphrase: { env: inv.env.TESSERA_CA_PASSPHRASE, file: config.caPassphraseFile }, keyType });
+  const newRoot = describeCertificate(rollover.newRoot);
+  const files = { newRoot: paths.newRoot, newRootKey: paths.newRootKey, oldWithNew: paths.oldWithNew, newWithOld: paths.newWithOld };
+  if (inv.io.json) {
+    inv.io.out(JSON.stringify({ newRoot, oldWithNew: describeCertificate(rollover.oldWithNew), newWithOld: describeCertificate(rollover.newWithOld), dir: paths.dir, files }));
+  } else {
+    inv.io.out(`Created a root rollover in ${paths.dir}`);
+    inv.io.out(`  new root: ${newRoot.subject}\n  valid:    ${newRoot.notBefore} to ${newRoot.notAfter}\n  SHA-256:  ${newRoot.sha256}`);
+    for (const [name, f] of Object.entries(files)) inv.io.out(`  ${(name + ":").padEnd(12)}${f}`);
+    inv.io.out("  EST /cacerts serves the new root and both cross certificates after a restart; the issuing CA is unchanged.");
   }
   return EXIT.ok;
 };
@@ -118,8 +152,10 @@ export const COMMANDS: Record<string, Command> = {
   serve,
   "ca init": caInit,
   "ca show": caShow,
+  "ca rollover": caRollover,
   "config check": configCheck,
   "db migrate": dbMigrate,
   ...certCommands,
   ...deviceCommands,
+  ...estCommands,
 };

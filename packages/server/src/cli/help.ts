@@ -6,7 +6,9 @@ Commands:
   ca init [--key-type T]        Create a root (10 y) + issuing CA (5 y); T: ec-p256 (default), ec-p384, ed25519, rsa-2048|3072|4096
   ca init --import-cert F --import-key F [--root F] [--import-key-passphrase-file F]
                                 Import an existing CA (issuing certificate + key) instead
-  ca show                       Print subject, validity and fingerprints of the CA certificates
+  ca show                       Print subject, validity and fingerprints of the CA certificates (and rollover ones)
+  ca rollover [--key-type T]    Create a new root (10 y) + cross certificates (RFC 4210 §4.4) for EST /cacerts;
+                                T defaults to the current root's key type; needs root.key.pem
   config check                  Validate configuration; print every problem at once
   db migrate                    Apply pending store migrations
   cert sign --csr FILE [--profile NAME] [--subject DN] [--san NAME]...
@@ -26,6 +28,10 @@ Commands:
                                 Enrollment requests held for approval (default: pending)
   enroll approve REQUEST-ID     Approve; the device gets its certificate on its next enrollment
   enroll reject REQUEST-ID [--reason TEXT]
+  est user add NAME [--password P] [--label L]
+                                Create an EST (HTTP Basic) user for label L, or every label (password printed once when generated)
+  est user list                 List EST users (never their passwords)
+  est user remove NAME          Delete an EST user
 
 Global options:
   --config FILE                 TOML configuration file (default ./tessera.toml if present)

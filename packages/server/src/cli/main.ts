@@ -41,6 +41,8 @@ const OPTIONS = {
   scope: { type: "string" },
   expires: { type: "string" },
   "max-uses": { type: "string" },
+  password: { type: "string" },
+  label: { type: "string" },
 } as const;
 
 /** Parsed command line handed to a command. */

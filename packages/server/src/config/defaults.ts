@@ -3,7 +3,7 @@
  * docs/configuration.md lists the same values; keep the two in step.
  */
 import path from "node:path";
-import type { ListenerConfig, ProfileConfig, TesseraConfig } from "./types.js";
+import type { EstLabelConfig, ListenerConfig, ProfileConfig, TesseraConfig } from "./types.js";
 
 const MINUTE = 60;
 const DAY = 86_400;
@@ -67,7 +67,23 @@ export function defaultProfiles(): Record<string, ProfileConfig> {
 
 /** The default main listener: "main" on 127.0.0.1:8443, asking for (not requiring) a client certificate, every protocol. */
 export function defaultListener(): ListenerConfig {
-  return { name: "main", host: "127.0.0.1", port: 8443, clientCert: "request", clientCaNames: "issuing", protocols: ["*"] };
+  return { name: "main", host: "127.0.0.1", port: 8443, clientCert: "request", clientCaNames: "issuing", protocols: ["*"], maxTls: "1.3" };
+}
+
+/** Defaults of an EST label: profile "device", Basic or client certificate, auto approval, no CSR attributes. */
+export function defaultEstLabel(): EstLabelConfig {
+  return {
+    profile: "device",
+    auth: "either",
+    bootstrapCa: [],
+    mode: "auto",
+    retryAfter: 60,
+    csrAttrs: [],
+    tlsUnique: false,
+    serverKeygenKeyType: "ec-p256",
+    revokeSuperseded: false,
+    realm: "tessera",
+  };
 }
 
 /** Default database: the SQLite file `tessera.db` in the data directory, as a "sqlite:<absolute path>" URL. */
@@ -103,6 +119,7 @@ export function defaultConfig(cwd: string): TesseraConfig {
     serverCertificate: { validity: 90 * DAY, renewBefore: 30 * DAY },
     sqlite: { synchronous: "full" },
     imprint: { mode: "auto", profile: "imprint", challengeWindow: 30 * DAY, revokeSuperseded: false, allowRevokedReenroll: false, reenrollRevokesPrevious: true },
+    est: { default: defaultEstLabel(), labels: {} },
     issuanceBatchMax: 256,
     sources: {},
   };

@@ -77,7 +77,7 @@ describe("defaults", () => {
     assert.equal(c.hostname, "localhost");
     assert.equal(c.databaseUrl, `sqlite:${path.join(cwd, "data", "tessera.db")}`);
     assert.equal(c.caPassphraseFile, path.join(cwd, "data", "ca", "passphrase"));
-    assert.deepEqual(c.listeners, [{ name: "main", host: "127.0.0.1", port: 8443, clientCert: "request", clientCaNames: "issuing", protocols: ["*"] }]);
+    assert.deepEqual(c.listeners, [{ name: "main", host: "127.0.0.1", port: 8443, clientCert: "request", clientCaNames: "issuing", protocols: ["*"], maxTls: "1.3" }]);
     assert.equal(c.httpListen, null);
     assert.equal(c.bodyLimit, 65_536);
     assert.equal(c.logLevel, "info");
@@ -277,8 +277,8 @@ client_ca_names = "all"
 `);
     const c = await ok(cwd);
     assert.deepEqual(c.listeners, [
-      { name: "public", host: "0.0.0.0", port: 443, clientCert: "none", clientCaNames: "none", protocols: ["est", "liteboot", "some-future-protocol"] },
-      { name: "devices", host: "::", port: 8444, clientCert: "require", clientCaNames: "all", protocols: ["*"] },
+      { name: "public", host: "0.0.0.0", port: 443, clientCert: "none", clientCaNames: "none", protocols: ["est", "liteboot", "some-future-protocol"], maxTls: "1.3" },
+      { name: "devices", host: "::", port: 8444, clientCert: "require", clientCaNames: "all", protocols: ["*"], maxTls: "1.3" },
     ]);
     assert.equal(c.sources["listeners.public.address"], "file");
     assert.equal(c.sources["listeners.devices.protocols"], "default");
@@ -289,7 +289,7 @@ client_ca_names = "all"
 
   test("[listen] changes the main listener", async () => {
     const c = await ok(await workdir('[listen]\naddress = ":9443"\nclient_cert = "require"\n'));
-    assert.deepEqual(c.listeners, [{ name: "main", host: "0.0.0.0", port: 9443, clientCert: "require", clientCaNames: "issuing", protocols: ["*"] }]);
+    assert.deepEqual(c.listeners, [{ name: "main", host: "0.0.0.0", port: 9443, clientCert: "require", clientCaNames: "issuing", protocols: ["*"], maxTls: "1.3" }]);
   });
 
   test("listener conflicts: duplicate names, same address, wildcard overlap, missing name, both forms", async () => {

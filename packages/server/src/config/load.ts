@@ -9,9 +9,10 @@ import path from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { GENERATABLE_KEY_TYPES, type KeyUsage } from "@tessera/pki";
 import { cloneProfile, defaultCaPassphraseFile, defaultConfig, defaultDatabaseUrl, defaultListener, defaultProfiles } from "./defaults.js";
+import { existsSync } from "node:fs";
 import { formatDuration } from "./duration.js";
 import { Address, Parser, Table, address, bool, byteSize, databaseUrl, duration, extKeyUsage, filePath, formatAddress, hint, hostname, httpListen, int, isTable, list, listenerName, oneOf, show, text, validHost } from "./values.js";
-import type { ListenerConfig, ProfileConfig, TesseraConfig } from "./types.js";
+import type { EstCsrAttrConfig, EstLabelConfig, ListenerConfig, ProfileConfig, TesseraConfig } from "./types.js";
 
 /** One thing wrong with the configuration. */
 export interface ConfigProblem {
@@ -54,8 +55,14 @@ type Candidate<T> = { value: T; source: Source } | undefined;
 /** Checks one raw value (TOML value or env/flag string): returns it converted, or reports and returns undefined. `base` resolves relative paths. */
 
 const TOP_KEYS = ["data_dir", "hostname", "database_url", "ca_passphrase_file", "listen", "listeners", "http_listen", "body_limit",
-  "log_level", "default_profile", "issuance_batch_max", "ca", "crl", "server_certificate", "sqlite", "profiles", "imprint"];
-const LISTENER_KEYS = ["name", "address", "client_cert", "client_ca_names", "protocols"];
+  "log_level", "default_profile", "issuance_batch_max", "ca", "crl", "server_certificate", "sqlite", "profiles", "imprint", "est"];
+const LISTENER_KEYS = ["name", "address", "client_cert", "client_ca_names", "protocols", "max_tls"];
+const EST_LABEL_KEYS = ["profile", "auth", "bootstrap_ca", "mode", "retry_after", "csr_attrs", "tls_unique", "serverkeygen_key_type",
+  "revoke_superseded", "realm"];
+/** BC's label charset (RFC 7030 §3.2.2 allows one path segment); operation names cannot be labels. */
+const EST_LABEL_RE = /^[0-9A-Za-z_\-.~!$&'()*+,;:=]+$/;
+const EST_OPERATIONS = ["cacerts", "simpleenroll", "simplereenroll", "csrattrs", "serverkeygen", "fullcmc"];
+const OID_RE = /^[0-2](\.(0|[1-9][0-9]*))+$/;
 const PROFILE_KEYS = ["validity", "backdate", "key_usage", "ext_key_usage", "basic_constraints", "subject_key_identifier",
   "authority_key_identifier", "serial", "serial_bytes", "subject", "sans", "min_rsa_bits", "ec_curves", "allow_ed25519", "allow_rsa"];
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const satisfies readonly TesseraConfig["logLevel"][];
@@ -77,13 +84,17 @@ class Context {
 
 /** A TOML table being read: reports keys it does not know (with a close match) and parses the ones it does. */
 class TableReader {
-  constructor(private readonly ctx: Context, readonly table: Table, readonly prefix: string, known: readonly string[] | null, readonly base: string) {
+  constructor(readonly ctx: Context, readonly table: Table, readonly prefix: string, known: readonly string[] | null, readonly base: string) {
     for (const k of known ? Object.keys(table) : []) {
       if (!known!.includes(k)) ctx.problem(this.key(k), "file", `unknown key${hint(k, known!)}`);
     }
   }
   key(k: string): string {
     return this.prefix ? `${this.prefix}.${k}` : k;
+  }
+  /** Reports a problem with this file at dotted `key`. */
+  problem(key: string, message: string): void {
+    this.ctx.problem(key, "file", message);
   }
   /** Parses key `k`; undefined when absent or bad (bad values are reported). */
   get<T>(k: string, parser: Parser<T>): T | undefined {
@@ -225,6 +236,53 @@ function readSections(top: TableReader | undefined, cfg: TesseraConfig): void {
   im?.set("revoke_superseded", bool, (v) => (cfg.imprint.revokeSuperseded = v));
   im?.set("allow_revoked_reenroll", bool, (v) => (cfg.imprint.allowRevokedReenroll = v));
   im?.set("reenroll_revokes_previous", bool, (v) => (cfg.imprint.reenrollRevokesPrevious = v));
+  readEst(top, cfg);
+}
+
+/** A csr_attrs entry: an OID string, or { type = OID, values = [OID, …] }. */
+const csrAttr: Parser<EstCsrAttrConfig> = (raw, report) => {
+  if (typeof raw === "string") return OID_RE.test(raw) ? { oid: raw } : void report(`${show(raw)} is not a dotted OID`);
+  if (isTable(raw) && typeof raw["type"] === "string" && Array.isArray(raw["values"]) && raw["values"].length > 0 && Object.keys(raw).length === 2) {
+    const values = raw["values"];
+    const bad = [raw["type"], ...values].find((v) => typeof v !== "string" || !OID_RE.test(v));
+    if (bad !== undefined) return void report(`${show(bad)} is not a dotted OID`);
+    return { type: raw["type"], values: values as string[] };
+  }
+  return void report(`expected an OID string or { type = "OID", values = ["OID", …] }, got ${show(raw)}`);
+};
+
+/** Applies one EST label table over `l`. */
+function readEstLabel(r: TableReader, l: EstLabelConfig): void {
+  r.set("profile", text, (v) => (l.profile = v));
+  r.set("auth", oneOf(["basic", "certificate", "either", "both"] as const), (v) => (l.auth = v));
+  r.set("bootstrap_ca", list(filePath), (v) => (l.bootstrapCa = v));
+  r.set("mode", oneOf(["auto", "manual"] as const), (v) => (l.mode = v));
+  r.set("retry_after", duration(1), (v) => (l.retryAfter = v));
+  r.set("csr_attrs", list(csrAttr), (v) => (l.csrAttrs = v));
+  r.set("tls_unique", bool, (v) => (l.tlsUnique = v));
+  r.set("serverkeygen_key_type", oneOf(GENERATABLE_KEY_TYPES), (v) => (l.serverKeygenKeyType = v));
+  r.set("revoke_superseded", bool, (v) => (l.revokeSuperseded = v));
+  r.set("realm", text, (v) => (l.realm = v));
+}
+
+/** `[est]` (the label-less path) and `[est.labels.NAME]`, each label starting from `[est]`'s values. */
+function readEst(top: TableReader | undefined, cfg: TesseraConfig): void {
+  const est = top?.sub("est", [...EST_LABEL_KEYS, "labels"]);
+  if (!est) return;
+  readEstLabel(est, cfg.est.default);
+  const labels = est.sub("labels", null);
+  for (const [name, raw] of Object.entries(labels?.table ?? {})) {
+    const key = `est.labels.${name}`;
+    const copy = (): EstLabelConfig => ({ ...cfg.est.default, bootstrapCa: [...cfg.est.default.bootstrapCa], csrAttrs: [...cfg.est.default.csrAttrs] });
+    if (!EST_LABEL_RE.test(name) || EST_OPERATIONS.includes(name)) {
+      est.problem(key, "EST labels are one path segment of [0-9A-Za-z_-.~!$&'()*+,;:=] and not an operation name");
+    } else if (!isTable(raw)) est.problem(key, `expected a table [est.labels.${name}], got ${show(raw)}`);
+    else {
+      const l = copy();
+      readEstLabel(new TableReader(est.ctx, raw, key, EST_LABEL_KEYS, est.base), l);
+      cfg.est.labels[name] = l;
+    }
+  }
 }
 
 /** Reads `[listen]` or `[[listeners]]`; undefined when the file has neither (the default listener stays). */
@@ -252,6 +310,7 @@ function readListener(ctx: Context, r: TableReader, index: number): ListenerConf
   r.set("client_cert", oneOf(["none", "request", "require"] as const), (v) => (l.clientCert = v), key("client_cert"));
   r.set("client_ca_names", oneOf(["issuing", "none", "all"] as const), (v) => (l.clientCaNames = v), key("client_ca_names"));
   r.set("protocols", list(text, 'list at least one protocol, or ["*"] for all'), (v) => (l.protocols = v), key("protocols"));
+  r.set("max_tls", oneOf(["1.2", "1.3"] as const), (v) => (l.maxTls = v), key("max_tls"));
   return l;
 }
 
@@ -313,6 +372,17 @@ function crossCheck(ctx: Context, cfg: TesseraConfig): void {
   if (!Object.hasOwn(cfg.profiles, cfg.imprint.profile)) {
     ctx.problem("imprint.profile", "config", `no profile named ${JSON.stringify(cfg.imprint.profile)}${hint(cfg.imprint.profile, Object.keys(cfg.profiles))}`);
   }
+  const estLabels: Array<[string, EstLabelConfig]> = [["est", cfg.est.default], ...Object.entries(cfg.est.labels).map(([n, l]): [string, EstLabelConfig] => [`est.labels.${n}`, l])];
+  const estListeners = cfg.listeners.filter((l) => l.protocols.includes("*") || l.protocols.includes("est"));
+  for (const [key, l] of estLabels) {
+    if (!Object.hasOwn(cfg.profiles, l.profile)) ctx.problem(`${key}.profile`, "config", `no profile named ${JSON.stringify(l.profile)}${hint(l.profile, Object.keys(cfg.profiles))}`);
+    for (const f of l.bootstrapCa) if (!existsSync(f)) ctx.problem(`${key}.bootstrap_ca`, "config", `${f} does not exist`);
+    if (l.auth === "basic" && l.bootstrapCa.length > 0) ctx.problem(`${key}.bootstrap_ca`, "config", 'bootstrap certificates are not used with auth = "basic"');
+    // tls-unique is undefined in TLS 1.3 (RFC 7030 §3.5, RFC 9266): clients that can use 1.3 will, and could never link.
+    if (l.tlsUnique && !estListeners.some((x) => x.maxTls === "1.2")) {
+      ctx.problem(`${key}.tls_unique`, "config", 'needs a listener with max_tls = "1.2" that mounts est (tls-unique is undefined in TLS 1.3)');
+    }
+  }
   if (cfg.crl.refreshBefore >= cfg.crl.validity) ctx.problem("crl.refresh_before", "config", "must be shorter than crl.validity");
   if (cfg.serverCertificate.renewBefore >= cfg.serverCertificate.validity) {
     ctx.problem("server_certificate.renew_before", "config", "must be shorter than server_certificate.validity");
@@ -341,6 +411,8 @@ function sourcesOf(cfg: TesseraConfig, set: Record<string, Source>): Record<stri
     "server_certificate.validity", "server_certificate.renew_before", "sqlite.synchronous", "imprint.mode", "imprint.profile",
     "imprint.challenge_window", "imprint.revoke_superseded", "imprint.allow_revoked_reenroll", "imprint.reenroll_revokes_previous"];
   for (const l of cfg.listeners) for (const k of LISTENER_KEYS.slice(1)) keys.push(`listeners.${l.name}.${k}`);
+  for (const k of EST_LABEL_KEYS) keys.push(`est.${k}`);
+  for (const name of Object.keys(cfg.est.labels)) for (const k of EST_LABEL_KEYS) keys.push(`est.labels.${name}.${k}`);
   for (const name of Object.keys(cfg.profiles)) for (const k of PROFILE_KEYS) if (k !== "serial_bytes") keys.push(`profiles.${name}.${k}`);
   return Object.fromEntries(keys.map((k) => [k, set[k] ?? "default"]));
 }

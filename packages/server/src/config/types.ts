@@ -24,6 +24,11 @@ export interface ListenerConfig {
   clientCaNames: "issuing" | "none" | "all";
   /** Protocols mounted on it; ["*"] mounts every protocol. */
   protocols: string[];
+  /**
+   * Highest TLS version offered: "1.3" (default) or "1.2". EST's tls-unique
+   * channel binding (RFC 7030 §3.5) is defined only up to TLS 1.2.
+   */
+  maxTls: "1.2" | "1.3";
 }
 
 /** A certificate profile as configured. */
@@ -65,6 +70,45 @@ export interface ImprintConfig {
   allowRevokedReenroll: boolean;
   /** Revoke the previous lineage's certificate when a known fingerprint re-enrolls (else supersede it). */
   reenrollRevokesPrevious: boolean;
+}
+
+/** One entry of EST's /csrattrs answer: an OID, or an attribute whose values are OIDs (RFC 7030 §4.5.2). */
+export type EstCsrAttrConfig = { oid: string } | { type: string; values: string[] };
+
+/** How one EST label (or the label-less path) authenticates and issues (docs/protocols/est.md). */
+export interface EstLabelConfig {
+  /** Profile its certificates use (default "device": subject and SANs from the CSR, clientAuth). */
+  profile: string;
+  /**
+   * simpleenroll/serverkeygen authentication: "basic" (HTTP Basic with an EST
+   * user), "certificate" (a client certificate from Tessera's CA or a
+   * bootstrap CA), "either" (default) or "both".
+   */
+  auth: "basic" | "certificate" | "either" | "both";
+  /** PEM files of CAs whose certificates may authenticate enrollment (factory bootstrap certificates, RFC 7030 §2.2.1). */
+  bootstrapCa: string[];
+  /** "auto" issues at once; "manual" answers 202 + Retry-After until an operator approves. */
+  mode: "auto" | "manual";
+  /** Retry-After of a 202, whole seconds. */
+  retryAfter: number;
+  /** What /csrattrs announces; empty answers 204. */
+  csrAttrs: EstCsrAttrConfig[];
+  /** Require the CSR's challengePassword to carry base64(tls-unique) (RFC 7030 §3.5); needs a TLS 1.2 listener. */
+  tlsUnique: boolean;
+  /** Key type /serverkeygen generates. */
+  serverKeygenKeyType: string;
+  /** Revoke (not only supersede) the previous certificate on re-enrollment. */
+  revokeSuperseded: boolean;
+  /** HTTP Basic realm in WWW-Authenticate. */
+  realm: string;
+}
+
+/** The EST front-end: the label-less path's settings and the named labels (each starts from the former). */
+export interface EstConfig {
+  /** Settings of /.well-known/est/<op>. */
+  default: EstLabelConfig;
+  /** Settings of /.well-known/est/<label>/<op>. */
+  labels: Record<string, EstLabelConfig>;
 }
 
 /** The whole configuration. */
@@ -110,6 +154,7 @@ export interface TesseraConfig {
     synchronous: "full" | "normal";
   };
   imprint: ImprintConfig;
+  est: EstConfig;
   /** Group commit: most issuances per transaction (default 256). */
   issuanceBatchMax: number;
   /** Where each value came from (for `tessera config check`): key → "default" | "file" | "env" | "flag". */

@@ -52,6 +52,7 @@ function secureOptions(cfg: ListenerConfig, m: TlsMaterial): https.ServerOptions
     key: m.key,
     ca,
     minVersion: "TLSv1.2",
+    maxVersion: cfg.maxTls === "1.2" ? "TLSv1.2" : "TLSv1.3",
     requestCert: cfg.clientCert !== "none",
     // We verify the peer ourselves (chain, validity, revocation) and let routes decide;
     // "require" listeners still refuse a handshake without a certificate.

@@ -8,8 +8,8 @@ import { verifyPeer, type PeerResult, type VerifyOptions } from "@tessera/mtls";
 
 const cache = new WeakMap<object, Promise<PeerResult>>();
 
-/** Collects the DER chain the peer sent (leaf first). */
-function sentChain(socket: TLSSocket): { leaf?: Buffer; rest: Buffer[] } {
+/** Collects the DER chain the peer sent (leaf first); for checks against other trust anchors (e.g. bootstrap CAs). */
+export function sentChain(socket: TLSSocket): { leaf?: Buffer; rest: Buffer[] } {
   const cert = socket.getPeerCertificate?.(true);
   if (!cert || !cert.raw) return { rest: [] };
   const rest: Buffer[] = [];

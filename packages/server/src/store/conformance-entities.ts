@@ -163,6 +163,18 @@ export function credentialTests(s: () => Store, test: Register): void {
     assert.equal(await s().consumeCredential(cred.id, at(1)), undefined);
     assert.equal((await s().getCredential(cred.id))?.useCount, 0);
   });
+
+  test("deleteCredential removes the row once, and its name can be used again", async () => {
+    const cred = makeCredential();
+    await s().createCredential(cred);
+    assert.equal(await s().deleteCredential(cred.id), true);
+    assert.equal(await s().deleteCredential(cred.id), false);
+    assert.equal(await s().getCredential(cred.id), undefined);
+    assert.equal(await s().findCredentialByName(cred.kind, cred.name), undefined);
+    const again = uid("again");
+    await s().createCredential({ ...cred, id: again });
+    assert.equal((await s().findCredentialByName(cred.kind, cred.name))?.id, again);
+  });
 }
 
 /** Registers audit log and CRL number tests. */

@@ -320,6 +320,11 @@ export class SqlStore implements Store {
     return changes === 1;
   }
 
+  async deleteCredential(id: string): Promise<boolean> {
+    const { changes } = await this.db.run("DELETE FROM credentials WHERE id = ?", [id]);
+    return changes === 1;
+  }
+
   async appendAudit(event: AuditEvent): Promise<void> {
     await this.db.run(...auditInsert(event));
   }
