@@ -4,8 +4,11 @@
  */
 import type * as crypto from "node:crypto";
 import { createCaCertificate } from "./ca.js";
-import { generateKeyPair, type KeyType } from "./keys.js";
-import type { ParsedCertificate } from "./certificate.js";
+import { generateKeyPair, spkiDer, type KeyType } from "./keys.js";
+import { parseCertificate, type ParsedCertificate } from "./certificate.js";
+import { CertificateTemplate } from "./template.js";
+import { generateSerial } from "./serial.js";
+import { encodeName } from "./name.js";
 
 /** A CA made for a test. */
 export interface TestCa {
@@ -36,4 +39,15 @@ export async function makeTestCa(type: KeyType = "ec-p256"): Promise<TestCa> {
     issuer: { certificate: root, privateKey: r.privateKey },
   });
   return { root, rootKey: r.privateKey, intermediate, intermediateKey: i.privateKey };
+}
+
+/** Issues a client leaf (CN only, clientAuth) from a test CA's intermediate for `privateKey`'s public half; valid from a minute ago for `days` (default 30). */
+export async function issueTestLeaf(ca: TestCa, cn: string, privateKey: crypto.KeyObject, days = 30): Promise<ParsedCertificate> {
+  const tpl = await CertificateTemplate.create({ keyUsage: ["digitalSignature"], extKeyUsage: ["clientAuth"], authorityKeyIdentifier: true }, { certificate: ca.intermediate, privateKey: ca.intermediateKey });
+  const now = Date.now();
+  const der = await tpl.issue({
+    serial: generateSerial({ kind: "random" }), notBefore: new Date(now - 60_000), notAfter: new Date(now + days * 86_400_000),
+    subject: encodeName([{ type: "CN", value: cn }]), spki: spkiDer(privateKey),
+  });
+  return parseCertificate(der);
 }
