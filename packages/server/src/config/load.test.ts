@@ -504,13 +504,22 @@ describe("docs/configuration.md", () => {
   test("every TOML example loads without problems", async () => {
     assert.ok(blocks.length >= 2);
     for (const block of blocks) {
-      const r = await load(await workdir(block));
+      const dir = await workdir(block);
+      // Files the examples name, relative to the file's directory.
+      await writeFile(path.join(dir, "factory-ca.pem"), "");
+      const r = await load(dir);
       assert.deepEqual(r.problems, [], block);
     }
   });
 
   test("the complete example means what it says", async () => {
-    const c = await ok(await workdir(blocks.at(-1)));
+    const dir = await workdir(blocks.at(-1));
+    await writeFile(path.join(dir, "factory-ca.pem"), "");
+    const c = await ok(dir);
+    assert.equal(c.est.default.auth, "basic");
+    assert.deepEqual(c.est.default.csrAttrs, [{ oid: "1.2.840.10045.4.3.2" }, { type: "1.2.840.10045.2.1", values: ["1.2.840.10045.3.1.7"] }]);
+    assert.deepEqual({ ...c.est.labels["factory"]!, bootstrapCa: c.est.labels["factory"]!.bootstrapCa.map((f) => path.basename(f)) },
+      { ...c.est.default, auth: "certificate", bootstrapCa: ["factory-ca.pem"], mode: "manual", retryAfter: 300 });
     assert.equal(c.hostname, "ca.example.com");
     assert.deepEqual(c.listeners.map((l) => `${l.name}@${l.host}:${l.port}`), ["main@0.0.0.0:443", "devices@:::8444"]);
     assert.equal(c.profiles["sensor"]!.serial.kind, "int64");
@@ -523,5 +532,36 @@ describe("docs/configuration.md", () => {
       { env: { TESSERA_LOG_LEVEL: "verbose" } });
     for (const p of r.problems) assert.ok(doc.includes(`| \`${p.source}\` | \`${p.key}\` | ${p.message} |`), JSON.stringify(p));
     assert.equal(r.problems.length, 4);
+  });
+});
+
+describe("[est]", () => {
+  test("defaults: the label-less path only, Basic or certificate, profile device, no CSR attributes", async () => {
+    const c = await ok(await workdir());
+    assert.deepEqual(c.est.labels, {});
+    assert.equal(c.est.default.profile, "device");
+    assert.equal(c.est.default.auth, "either");
+    assert.equal(c.est.default.retryAfter, 60);
+    assert.deepEqual(c.est.default.csrAttrs, []);
+  });
+
+  test("labels start from [est], and every bad value is reported", async () => {
+    const r = await load(await workdir([
+      "[est]", 'auth = "whatever"', 'csr_attrs = ["1.2.3", "not-an-oid", { type = "1.2", values = [] }]', 'profile = "nope"', 'serverkeygen_key_type = "dsa"',
+      "[est.labels.cacerts]", "[est.labels.ok]", "retry_after = 0", "tls_unique = true", 'bootstrap_ca = ["missing.pem"]', "[est.labels.\"a/b\"]",
+    ].join("\n")));
+    const keys = r.problems.map((p) => p.key).sort();
+    assert.deepEqual(keys, [
+      "est.auth", "est.csr_attrs", "est.csr_attrs", "est.labels.a/b", "est.labels.cacerts", "est.labels.ok.bootstrap_ca", "est.labels.ok.profile", "est.labels.ok.retry_after",
+      "est.labels.ok.tls_unique", "est.profile", "est.serverkeygen_key_type",
+    ].sort(), JSON.stringify(r.problems, null, 1));
+  });
+
+  test('tls_unique is accepted with a max_tls = "1.2" listener that mounts est', async () => {
+    const c = await ok(await workdir('[listen]\nmax_tls = "1.2"\n[est.labels.linked]\ntls_unique = true\n'));
+    assert.equal(c.listeners[0]!.maxTls, "1.2");
+    assert.equal(c.est.labels["linked"]!.tlsUnique, true);
+    assert.equal(c.est.default.tlsUnique, false);
+    assert.equal(c.sources["est.labels.linked.tls_unique"], "file");
   });
 });
