@@ -108,11 +108,18 @@ describe("labels on a TLS 1.3 listener", () => {
     assert.match(audit[0]!.actor, /via est-user:alice\+bootstrap:/);
   });
 
-  test("on the default path, a device certificate from Tessera's CA authenticates simpleenroll without Basic", async () => {
+  test("a device certificate from Tessera's CA authenticates simpleenroll of its own subject only, and only under its label", async () => {
     const key = generateKeyPair("ec-p256").privateKey;
     const first = oneCertificate(await post("simpleenroll", csrOf("d1", key), ALICE));
     const device = { certPem: pemEncode("CERTIFICATE", first.der), keyPem: key.export({ type: "pkcs8", format: "pem" }) as string };
-    oneCertificate(await post("simpleenroll", csrOf("d1-second-identity"), {}, device));
+    const again = oneCertificate(await post("simpleenroll", csrOf("d1", key), {}, device));
+    assert.equal(formatName(again.subject), "CN=d1");
+    assert.equal((await server.authority.getCertificate(first.serialHex))?.status, "superseded", "a new lineage replaces the old one");
+    const current = { certPem: pemEncode("CERTIFICATE", again.der), keyPem: device.keyPem };
+    const other = await post("simpleenroll", csrOf("d1-someone-else"), {}, current);
+    assert.equal(other.status, 403, "not for another name");
+    const elsewhere = await post("approve/simpleenroll", csrOf("d1"), {}, current);
+    assert.equal(elsewhere.status, 401, "another label: the certificate does not count, Basic is asked for");
   });
 
   test("a user scoped to one label is refused elsewhere with the Basic challenge", async () => {

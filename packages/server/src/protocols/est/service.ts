@@ -48,6 +48,8 @@ export interface EstCaller {
   /** For the audit trail: "est-user:alice", "certificate:<serial>", "bootstrap:<subject>", joined by "+". */
   via: string;
   user?: string;
+  /** Set when only a certificate from Tessera's CA authenticated the caller: it may enroll only its own subject. */
+  ownCertificate?: ParsedCertificate;
 }
 
 /** What an enrollment answers. */
@@ -131,9 +133,9 @@ export class EstService {
     const certRequired = "a client certificate from Tessera's CA or this label's bootstrap CA is required";
     if (mode === "certificate" || mode === "both") {
       if (!certificate || !certificate.ok) throw new EstFailure(403, certRequired, certificate && !certificate.ok ? certificate.reason : "no certificate");
-      if (mode === "certificate") return { via: certificate.via };
+      if (mode === "certificate") return { via: certificate.via, ownCertificate: certificate.own };
     }
-    if (mode === "either" && certificate?.ok) return { via: certificate.via };
+    if (mode === "either" && certificate?.ok) return { via: certificate.via, ownCertificate: certificate.own };
     const basic = parseBasic(ctx.authorization);
     if (!basic) throw challenge(ctx.authorization ? "Authorization is not Basic" : `no credentials${certificate && !certificate.ok ? ` (${certificate.reason})` : ""}`);
     try {
@@ -146,8 +148,17 @@ export class EstService {
     return { via: certificate?.ok ? `${via}+${certificate.via}` : via, user: basic.username };
   }
 
-  private async certificateCaller(label: EstLabel, ctx: EstRequestContext): Promise<{ ok: true; via: string } | { ok: false; reason: string }> {
-    if (ctx.peer.status === "verified") return { ok: true, via: `certificate:${ctx.peer.certificate.serialHex}` };
+  private async certificateCaller(label: EstLabel, ctx: EstRequestContext): Promise<{ ok: true; via: string; own?: ParsedCertificate } | { ok: false; reason: string }> {
+    if (ctx.peer.status === "verified") {
+      // A certificate from Tessera's CA vouches for its holder only if it was enrolled over EST under this label.
+      const own = ctx.peer.certificate;
+      const record = await this.authority.getCertificate(own.serialHex);
+      const device = record?.deviceId ? await this.authority.devices.get(record.deviceId) : undefined;
+      if (!record || record.protocol !== "est" || (device?.attributes.label ?? "") !== label.name) {
+        return { ok: false, reason: `client certificate ${own.serialHex} (${record?.protocol ?? "unknown"}) is not an EST certificate of this label` };
+      }
+      return { ok: true, via: `certificate:${own.serialHex}`, own };
+    }
     if (!ctx.chain.leaf) return { ok: false, reason: "no client certificate" };
     if (label.bootstrapRoots.length > 0) {
       const r = await verifyPeer(ctx.chain.leaf, ctx.chain.rest, { roots: label.bootstrapRoots, at: this.now() });
@@ -188,7 +199,15 @@ export class EstService {
     return this.enrollParsed(label, caller, csr);
   }
 
+  /** A certificate from Tessera's CA vouches only for its holder: it may enroll its own subject again (a new lineage), not another name. */
+  private checkOwnCertificate(own: ParsedCertificate, subject: Buffer): void {
+    if (!sameName(subject, own.subject)) {
+      throw new EstFailure(403, "a device certificate may enroll only its own subject", `${formatName(subject)} ≠ ${formatName(own.subject)}`);
+    }
+  }
+
   private async enrollParsed(label: EstLabel, caller: EstCaller, csr: ParsedCsr): Promise<EstEnrollResult> {
+    if (caller.ownCertificate) this.checkOwnCertificate(caller.ownCertificate, csr.subject);
     const subject = formatName(csr.subject);
     const sans = sansOf(csr.extensions);
     // The device is the subject within the label (or its SANs when the subject is empty).
