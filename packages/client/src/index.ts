@@ -1,6 +1,6 @@
 /**
  * @tessera/client — the device SDK: fingerprint, identity store, protocol
- * clients (imprint), renewal scheduling and reloadable TLS.
+ * clients (imprint, EST), renewal scheduling and reloadable TLS.
  * Never imports @tessera/server.
  */
 
@@ -26,6 +26,17 @@ export {
   classifyFailure, DEFAULT_RENEWAL_THRESHOLD_MS, renewOrReenroll, type FailureClass, type RenewAction, type RenewOrReenrollOptions, type RenewOutcome,
 } from "./protocols/imprint/renew-or-reenroll.js";
 export { goArch, goOs, MAX_RESPONSE_BYTES } from "./protocols/imprint/wire.js";
+
+// EST client (RFC 7030)
+export {
+  DEFAULT_EST_MAX_WAIT_MS, DEFAULT_EST_TIMEOUT_MS, EstClient, type EstClientOptions, type EstServerKeygenResult,
+} from "./protocols/est/client.js";
+export { bootstrapCacerts, normaliseFingerprint, type EstBootstrapOptions, type EstBootstrapResult } from "./protocols/est/bootstrap.js";
+export {
+  classifyCaCerts, parseCaCertsResponse, type EstCaCertificate, type EstCaCerts, type EstCaRole, type EstCertificate,
+} from "./protocols/est/cacerts.js";
+export { EstError, type EstErrorInit, type EstErrorKind } from "./protocols/est/errors.js";
+export { checkEstServerIdentity, OID_CMC_RA, type EstOperation } from "./protocols/est/wire.js";
 
 // Renewal in the background.
 export {

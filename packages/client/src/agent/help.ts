@@ -22,6 +22,21 @@ const OPTION_TEXT = {
   jitter: ["--jitter J", "Spread every wait by ±J of it, 0 ≤ J < 1 (default 0.1)"],
   exec: ["--exec CMD", "Run CMD after every renewal (see above)"],
   "persist-dir": ["--persist-dir DIR", "Read/write the identity file DIR/imprint-identity (enables tiers persisted and generated)"],
+  "est-server": ["--server URL", "EST server, e.g. https://est.example.com:8443; /.well-known/est is appended (env TESSERA_SERVER)"],
+  label: ["--label L", "CA label: use /.well-known/est/L/… (default: the server's default CA)"],
+  "est-ca": ["--ca FILE", "PEM trust anchors for the server (default: DIR/ca.crt, as 'est cacerts' writes it)"],
+  "ca-fingerprint": ["--ca-fingerprint HEX", "No --ca yet: accept the CA certificates only if one has this SHA-256 fingerprint and the server's TLS certificate chains to it"],
+  out: ["--out FILE", "Write the CA certificates (PEM) to FILE instead of DIR/ca.crt"],
+  user: ["--user U", "HTTP Basic username, sent when the server asks for it (may be empty)"],
+  password: ["--password P", "HTTP Basic password (env TESSERA_EST_PASSWORD; visible in `ps`, prefer the variable)"],
+  cert: ["--cert FILE", "PEM TLS client certificate to authenticate with (e.g. a bootstrap certificate); needs --key"],
+  key: ["--key FILE", "PEM private key of --cert"],
+  subject: ["--subject DN", "Subject of the request, most significant first, e.g. /O=Acme/CN=dev-1 (default CN=<this host's name>)"],
+  san: ["--san NAME", "subjectAltName to request: DNS:x, IP:1.2.3.4, URI:u or email:e (repeatable)"],
+  "key-type": ["--key-type T", "ec-p256 (default), ec-p384, ed25519 or rsa-2048"],
+  "rekey-type": ["--key-type T", "Type of the new key with --rekey (default: the current key's type)"],
+  rekey: ["--rekey", "Reenroll with a new key (default: keep the key)"],
+  wait: ["--wait D", "Wait at most D in all for a pending request, HTTP 202 (default 10m; 0: do not wait)"],
 } as const;
 
 type Described = keyof typeof OPTION_TEXT;
@@ -36,9 +51,77 @@ function optionLines(names: readonly Described[]): string {
 }
 
 const CLIENT_OPTIONS = ["server", "secret", "secret-file", "dir", "ca", "fingerprint", "prefer-persisted", "hostname", "timeout"] as const;
+const EST_CONNECT = ["est-server", "label", "est-ca", "dir", "timeout"] as const;
+const EST_AUTH = ["user", "password", "cert", "key"] as const;
+const EST_REQUEST = ["subject", "san", "key-type", "wait"] as const;
 const COMMON = `  --json                      Machine-readable output
   -h, --help                  Show this help`;
 const DURATIONS = "Durations: a number and a unit, ms|s|m|h|d (e.g. 30d, 12h, 90m, 45s).";
+
+/** Help of the `est` commands (RFC 7030), printed by `tessera-agent est <command> --help`. */
+export const EST_COMMAND_HELP = {
+  "est cacerts": `Usage: tessera-agent est cacerts --server URL (--ca FILE | --ca-fingerprint HEX) [options]
+
+Fetches the EST server's CA certificates (/cacerts), classifies them (trust
+anchor, rollover certificates, chain) and writes them as PEM to DIR/ca.crt,
+or to --out FILE. Later est commands trust DIR/ca.crt when --ca is not given.
+
+A device without trust anchors bootstraps with --ca-fingerprint (RFC 7030
+§4.1.1): the certificates are fetched without checking TLS, and accepted only
+if one of them has that SHA-256 fingerprint (colons and case do not matter;
+Tessera's server prints "Root CA SHA-256 fingerprint" when it starts) and the
+server's TLS certificate chains to it and names the server. Exit 1 otherwise.
+
+Options:
+${optionLines([...EST_CONNECT, "ca-fingerprint", "out"])}
+${COMMON}
+
+${DURATIONS}
+`,
+  "est enroll": `Usage: tessera-agent est enroll --server URL [options]
+
+Enrolls over EST (/simpleenroll): makes a key, sends a request for --subject
+and --san, and writes DIR/client.key, client.crt and ca.crt (the CA
+certificates from /cacerts) as one set, replacing any identity there. The
+server may ask for HTTP Basic credentials (--user, --password) and/or a TLS
+client certificate (--cert, --key). A pending request (HTTP 202) is waited
+for up to --wait; after that exit 5, nothing written: run enroll again later.
+
+Options:
+${optionLines([...EST_CONNECT, ...EST_AUTH, ...EST_REQUEST])}
+${COMMON}
+
+${DURATIONS}
+`,
+  "est reenroll": `Usage: tessera-agent est reenroll --server URL [options]
+
+Renews the stored certificate over EST (/simplereenroll): authenticates with
+it as TLS client certificate and requests the same subject and
+subjectAltNames (RFC 7030 §4.2.2), with the same key unless --rekey. Writes
+the new certificate (and key) and the current CA certificates as one set.
+Exit 3 when DIR holds no identity.
+
+Options:
+${optionLines([...EST_CONNECT, "user", "password", "rekey", "rekey-type", "wait"])}
+${COMMON}
+
+${DURATIONS}
+`,
+  "est serverkeygen": `Usage: tessera-agent est serverkeygen --server URL [options]
+
+Enrolls over EST with a key the server generates (/serverkeygen, RFC 7030
+§4.4): checks that the returned key belongs to the certificate and writes the
+identity as 'est enroll' does. --key-type is the type of the request's
+throwaway key; some servers follow it (Tessera uses its label's
+serverkeygen_key_type).
+
+Options:
+${optionLines([...EST_CONNECT, ...EST_AUTH, ...EST_REQUEST])}
+${COMMON}
+
+${DURATIONS}
+`,
+} as const;
 
 /** Help of each command, printed by `tessera-agent <command> --help`. */
 export const COMMAND_HELP = {
@@ -117,13 +200,14 @@ ${COMMON}
 
 ${DURATIONS}
 `,
+  ...EST_COMMAND_HELP,
 } as const;
 
 /** The `tessera-agent --help` text. */
 export const HELP = `Usage: tessera-agent <command> [options]
 
-Device agent: enrolls this device with a Tessera (or imprint) server, keeps
-its certificate renewed and reports its state.
+Device agent: enrolls this device with a Tessera (or imprint) server, or over
+EST (RFC 7030), keeps its certificate renewed and reports its state.
 
 Commands:
   fingerprint [--persist-dir DIR] [--prefer-persisted]
@@ -139,6 +223,15 @@ Commands:
   run --server URL [--secret S | --secret-file F] [--dir DIR] [--interval 1h]
       [--threshold 30d] [--jitter 0.1] [--exec CMD]
                               Stay running and renew when due (stops on SIGTERM/SIGINT)
+  est cacerts --server URL (--ca FILE | --ca-fingerprint HEX) [--out FILE]
+                              Fetch the EST CA certificates (bootstrap with a fingerprint)
+  est enroll --server URL [--user U] [--password P] [--cert F --key F]
+             [--subject DN] [--san NAME]... [--key-type T] [--wait 10m]
+                              Enroll over EST and write the identity directory
+  est reenroll --server URL [--dir DIR] [--rekey] [--wait 10m]
+                              Renew the stored certificate over EST (mTLS)
+  est serverkeygen --server URL [--user U] [--password P] [--subject DN]
+                              Enroll over EST with a key the server generates
   help [COMMAND]              Show this help, or a command's
 
 Run 'tessera-agent <command> --help' for every option of a command.
@@ -147,6 +240,7 @@ Environment:
   TESSERA_SERVER              Default of --server
   TESSERA_BUILD_SECRET        Build secret when neither --secret nor --secret-file is given
   TESSERA_AGENT_DIR           Default of --dir (else ./tessera-identity)
+  TESSERA_EST_PASSWORD        EST HTTP Basic password when --password is not given
 
 Global options:
   --json                      Machine-readable output (run: one JSON object per line)
@@ -157,7 +251,7 @@ Exit codes:
   1  failure: network, TLS, server error (5xx), bad answer, disk; worth retrying
   2  usage error
   3  not enrolled (or a build secret is needed to enroll and none was given)
-  4  refused by the server (4xx: wrong secret, enrollment rejected, bad request)
+  4  refused by the server (4xx: wrong secret or password, enrollment rejected, bad request)
   5  pending: the enrollment waits for operator approval (HTTP 202)
   6  status: the certificate has expired
 `;

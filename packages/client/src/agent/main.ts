@@ -18,6 +18,19 @@ function commandHelp(name: string): string | undefined {
   return (COMMAND_HELP as Record<string, string>)[name];
 }
 
+/** Commands of a group are two words ("est cacerts"): the first two positionals name one when they match a command. */
+function joinGroup(words: string[]): string[] {
+  const [first, second, ...rest] = words;
+  if (first !== undefined && second !== undefined && Object.hasOwn(COMMANDS, `${first} ${second}`)) return [`${first} ${second}`, ...rest];
+  return words;
+}
+
+function unknownCommand(name: string): string {
+  const group = Object.keys(COMMANDS).filter((c) => c.startsWith(`${name} `)).map((c) => c.slice(name.length + 1));
+  if (group.length > 0) return `'${name}' needs a subcommand: ${group.join(", ")}`;
+  return `unknown command '${name}'`;
+}
+
 /**
  * Runs the agent CLI with `argv` (without node and the script) and returns
  * the exit code (see EXIT). `io` replaces standard output and error, and its
@@ -39,16 +52,16 @@ export async function main(argv: string[], io?: Partial<Omit<AgentIo, "json">>, 
     return reportError(out, new UsageError((err as Error).message));
   }
   const { values, positionals } = parsed;
-  const [name, ...args] = positionals;
+  const [name, ...args] = joinGroup(positionals);
   if (name === undefined || name === "help") {
-    const topic = args[0];
-    if (topic !== undefined && !commandHelp(topic)) return reportError(out, new UsageError(`unknown command '${topic}'`));
+    const [topic] = joinGroup(args);
+    if (topic !== undefined && !commandHelp(topic)) return reportError(out, new UsageError(unknownCommand(topic)));
     out.out((topic !== undefined ? commandHelp(topic)! : HELP).trimEnd());
     // A bare `tessera-agent` is a mistake (exit 2); asking for help is not.
     return name === undefined && !values.help ? EXIT.usage : EXIT.ok;
   }
   const command = COMMANDS[name];
-  if (!command) return reportError(out, new UsageError(`unknown command '${name}'`));
+  if (!command) return reportError(out, new UsageError(unknownCommand(name)));
   if (values.help) {
     out.out(commandHelp(name)!.trimEnd());
     return EXIT.ok;

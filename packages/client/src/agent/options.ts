@@ -28,6 +28,19 @@ export const OPTIONS = {
   interval: { type: "string" },
   jitter: { type: "string" },
   exec: { type: "string" },
+  // est …
+  label: { type: "string" },
+  "ca-fingerprint": { type: "string" },
+  out: { type: "string" },
+  user: { type: "string" },
+  password: { type: "string" },
+  cert: { type: "string" },
+  key: { type: "string" },
+  subject: { type: "string" },
+  san: { type: "string", multiple: true },
+  "key-type": { type: "string" },
+  rekey: { type: "boolean" },
+  wait: { type: "string" },
 } as const;
 
 /** Name of an option in OPTIONS. */
@@ -37,7 +50,7 @@ export type OptionName = keyof typeof OPTIONS;
 export interface Invocation {
   /** Positionals after the command name (no command takes any today). */
   args: string[];
-  flags: Partial<Record<OptionName, string | boolean>>;
+  flags: Partial<Record<OptionName, string | boolean | string[]>>;
   io: AgentIo;
   env: NodeJS.ProcessEnv;
 }
