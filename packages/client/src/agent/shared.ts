@@ -53,8 +53,9 @@ export function summaryLines(s: IdentitySummary): string[] {
   // daysLeft is rounded down, so an expired certificate's whole days ago are −daysLeft − 1.
   const when = s.expired ? (s.daysLeft === -1 ? "expired less than a day ago" : `expired ${days(-s.daysLeft - 1)} ago`) : `${days(s.daysLeft)} left`;
   return [
-    `  server id:    ${s.serverId ?? "(no enrollment.json)"}`,
-    `  fingerprint:  ${s.fingerprint ?? "(no enrollment.json)"}`,
+    // EST identities have neither (they are saved with empty ones): leave the lines out rather than print blanks.
+    ...(s.serverId === "" ? [] : [`  server id:    ${s.serverId ?? "(no enrollment.json)"}`]),
+    ...(s.fingerprint === "" ? [] : [`  fingerprint:  ${s.fingerprint ?? "(no enrollment.json)"}`]),
     `  serial:       ${s.serial}`,
     `  valid until:  ${s.notAfter} (${when})`,
   ];
