@@ -235,7 +235,8 @@ const cacerts: Command = async (inv) => {
   return EXIT.ok;
 };
 
-const enroll: Command = async (inv) => {
+/** What enroll and serverkeygen share: the store, the requested name and key type, a client with the given credentials, the CA bag. */
+async function enrollment(inv: Invocation) {
   const dir = storeDir(inv);
   const name = requestedName(inv);
   const type = keyType(inv, "ec-p256");
@@ -244,6 +245,11 @@ const enroll: Command = async (inv) => {
   const client = estClient(inv, { trustAnchors: trustAnchors(inv, dir), ...(credentials ? { basic: credentials } : {}), ...(cert ? { clientCertificate: cert } : {}) });
   const replaced = await isEnrolled(dir);
   const bag = await client.cacerts();
+  return { dir, name, type, client, replaced, bag };
+}
+
+const enroll: Command = async (inv) => {
+  const { dir, name, type, client, replaced, bag } = await enrollment(inv);
   const { privateKey } = generateKeyPair(type);
   const issued = await client.simpleEnroll(buildCsr({ subject: name.subject, privateKey, extensions: name.extensions }));
   await save(dir, privateKey, issued, bag);
@@ -272,14 +278,7 @@ const reenroll: Command = async (inv) => {
 };
 
 const serverkeygen: Command = async (inv) => {
-  const dir = storeDir(inv);
-  const name = requestedName(inv);
-  const type = keyType(inv, "ec-p256");
-  const cert = bootstrapCertificate(inv);
-  const credentials = basic(inv);
-  const client = estClient(inv, { trustAnchors: trustAnchors(inv, dir), ...(credentials ? { basic: credentials } : {}), ...(cert ? { clientCertificate: cert } : {}) });
-  const replaced = await isEnrolled(dir);
-  const bag = await client.cacerts();
+  const { dir, name, type, client, replaced, bag } = await enrollment(inv);
   // The server ignores this key (RFC 7030 §4.4.1); it only signs the request.
   const { privateKey: throwaway } = generateKeyPair(type);
   const r = await client.serverKeygen(buildCsr({ subject: name.subject, privateKey: throwaway, extensions: name.extensions }));
