@@ -42,7 +42,8 @@ export async function startTestServer(
   opts: { clock?: Clock; configure?: (config: TesseraConfig) => void } = {},
 ): Promise<{ server: RunningServer; config: TesseraConfig; dataDir: string }> {
   const dataDir = env.TESSERA_DATA_DIR ?? tempDir();
-  const config = await testConfig({ TESSERA_DATA_DIR: dataDir, TESSERA_LISTEN: "127.0.0.1:0", TESSERA_HOSTNAME: "localhost", TESSERA_LOG_LEVEL: "silent", ...env });
+  // liteboot's own listener is off unless a test asks for it (its default port 1443 would collide between tests).
+  const config = await testConfig({ TESSERA_DATA_DIR: dataDir, TESSERA_LISTEN: "127.0.0.1:0", TESSERA_HOSTNAME: "localhost", TESSERA_LOG_LEVEL: "silent", TESSERA_LITEBOOT_LISTEN: "off", ...env });
   opts.configure?.(config);
   const server = await startServer(config, { logger: pino({ level: "silent" }), banner: () => undefined, clock: opts.clock });
   return { server, config, dataDir };

@@ -43,6 +43,8 @@ export interface IssueRequest {
   requestId?: string;
   /** Shorter lifetime than the profile's, seconds (never longer). */
   validitySeconds?: number;
+  /** Outbox messages stored with the certificate (see IssuedWrite.outbox). */
+  outbox?: IssuedWrite["outbox"];
 }
 
 /** What `issue` returns: the stored record plus encodings. */
@@ -239,6 +241,7 @@ export class Authority {
       supersedes: req.supersedes,
       revokeSuperseded: req.revokeSuperseded,
       requestId: req.requestId,
+      outbox: req.outbox,
     });
     if (req.revokeSuperseded && req.supersedes?.length) this.revocations.revokedHere(req.supersedes, now, "superseded");
     return { record, der, pem: pemEncode("CERTIFICATE", der), chain: [issuerCert] };

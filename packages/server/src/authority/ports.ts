@@ -121,6 +121,14 @@ export interface AuditRecord extends AuditEvent {
   id: number;
 }
 
+/** A message for the outbox (webhook deliveries), written in the same transaction as what it reports. */
+export interface OutboxMessage {
+  /** Event name, e.g. "device.created". */
+  topic: string;
+  /** JSON-serialisable body. */
+  payload: Record<string, unknown>;
+}
+
 /** One issuance to persist: device (created or updated), certificate, audit event — all or nothing. */
 export interface IssuedWrite {
   certificate: CertificateRecord;
@@ -148,6 +156,8 @@ export interface IssuedWrite {
   revokeSuperseded?: boolean;
   /** Mark this request approved-and-issued: sets its certificateSerial. */
   requestId?: string;
+  /** Outbox messages to enqueue in the same transaction ("device.created" only when the device row was created by this write). */
+  outbox?: OutboxMessage[];
 }
 
 /** Filters for listing certificates; results are ordered by issuedAt, then serial. */

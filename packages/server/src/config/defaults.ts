@@ -62,6 +62,23 @@ export function defaultProfiles(): Record<string, ProfileConfig> {
       sans: "request",
       allowRsa: false,
     },
+    // liteboot's device certificate (spec §4.1): subject re-encoded from the CSR by the front-end, no SAN,
+    // 1 year, positive int64 serials, ECDSA keys only. KU, EKU clientAuth and CA:FALSE are added (spec §11.4).
+    liteboot: {
+      ...cloneProfile(BASE_PROFILE),
+      subject: "request",
+      sans: "none",
+      serial: { kind: "int64" },
+      allowRsa: false,
+      allowEd25519: false,
+    },
+    // Factory bootstrap certificates (tessera bootstrap issue): liteboot's OU marks them (spec §1); clientAuth only.
+    bootstrap: {
+      ...cloneProfile(BASE_PROFILE),
+      validity: 3650 * DAY,
+      subject: "request",
+      sans: "none",
+    },
   };
 }
 
@@ -120,6 +137,18 @@ export function defaultConfig(cwd: string): TesseraConfig {
     sqlite: { synchronous: "full" },
     imprint: { mode: "auto", profile: "imprint", challengeWindow: 30 * DAY, revokeSuperseded: false, allowRevokedReenroll: false, reenrollRevokesPrevious: true },
     est: { default: defaultEstLabel(), labels: {} },
+    liteboot: {
+      listen: { host: "127.0.0.1", port: 1443 },
+      mtlsListen: null,
+      profile: "liteboot",
+      verifyCsrSignature: true,
+      subjectPolicy: "uuid",
+      // The original's defaults when nothing is configured (liteboot.md §3.6).
+      ccs: { hubname: "hubname", mqttPort: 0 },
+      ccsByScope: {},
+      appendHubToCr: false,
+    },
+    webhook: { url: null, secretFile: null, events: ["device.created"], maxAttempts: 20, timeout: 10 },
     issuanceBatchMax: 256,
     sources: {},
   };

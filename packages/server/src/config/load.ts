@@ -55,7 +55,9 @@ type Candidate<T> = { value: T; source: Source } | undefined;
 /** Checks one raw value (TOML value or env/flag string): returns it converted, or reports and returns undefined. `base` resolves relative paths. */
 
 const TOP_KEYS = ["data_dir", "hostname", "database_url", "ca_passphrase_file", "listen", "listeners", "http_listen", "body_limit",
-  "log_level", "default_profile", "issuance_batch_max", "ca", "crl", "server_certificate", "sqlite", "profiles", "imprint", "est"];
+  "log_level", "default_profile", "issuance_batch_max", "ca", "crl", "server_certificate", "sqlite", "profiles", "imprint", "est", "liteboot", "webhook"];
+const LITEBOOT_KEYS = ["listen", "mtls_listen", "profile", "verify_csr_signature", "subject_policy", "hubname", "mqtt_port", "append_hub_to_cr", "ccs"];
+const WEBHOOK_KEYS = ["url", "secret_file", "events", "max_attempts", "timeout"];
 const LISTENER_KEYS = ["name", "address", "client_cert", "client_ca_names", "protocols", "max_tls"];
 const EST_LABEL_KEYS = ["profile", "auth", "bootstrap_ca", "mode", "retry_after", "csr_attrs", "tls_unique", "serverkeygen_key_type",
   "revoke_superseded", "realm"];
@@ -178,6 +180,11 @@ export async function loadConfig(opts: LoadConfigOptions): Promise<LoadConfigRes
     fromEnv("TESSERA_HOSTNAME", "hostname", hostname)) ?? systemHostname(opts);
 
   readSections(top, cfg);
+  // liteboot's two listeners: env > file (set by readSections) > default.
+  const lbListen = fromEnv("TESSERA_LITEBOOT_LISTEN", "liteboot.listen", httpListen);
+  if (lbListen) ((cfg.liteboot.listen = lbListen.value), (ctx.sources["liteboot.listen"] = "env"));
+  const lbMtls = fromEnv("TESSERA_LITEBOOT_MTLS_LISTEN", "liteboot.mtls_listen", httpListen);
+  if (lbMtls) ((cfg.liteboot.mtlsListen = lbMtls.value), (ctx.sources["liteboot.mtls_listen"] = "env"));
   cfg.listeners = readListeners(ctx, top) ?? cfg.listeners;
   const main = cfg.listeners[0]!;
   const mainKey = `listeners.${main.name}.address`;
@@ -237,6 +244,50 @@ function readSections(top: TableReader | undefined, cfg: TesseraConfig): void {
   im?.set("allow_revoked_reenroll", bool, (v) => (cfg.imprint.allowRevokedReenroll = v));
   im?.set("reenroll_revokes_previous", bool, (v) => (cfg.imprint.reenrollRevokesPrevious = v));
   readEst(top, cfg);
+  readLiteboot(top, cfg);
+  const wh = top?.sub("webhook", WEBHOOK_KEYS);
+  wh?.set("url", webhookUrl, (v) => (cfg.webhook.url = v));
+  wh?.set("secret_file", filePath, (v) => (cfg.webhook.secretFile = v));
+  wh?.set("events", list(oneOf(["device.created"] as const), "list at least one event"), (v) => (cfg.webhook.events = v));
+  wh?.set("max_attempts", int(1, 1000), (v) => (cfg.webhook.maxAttempts = v));
+  wh?.set("timeout", duration(1), (v) => (cfg.webhook.timeout = v));
+}
+
+/** An http(s) URL for the webhook. */
+const webhookUrl: Parser<string> = (raw, report) => {
+  try {
+    const u = new URL(String(raw));
+    if (typeof raw === "string" && (u.protocol === "https:" || u.protocol === "http:")) return raw;
+  } catch {} // reported below
+  return void report(`expected an http:// or https:// URL, got ${show(raw)}`);
+};
+
+/** `[liteboot]` and `[liteboot.ccs.SCOPE]`. */
+function readLiteboot(top: TableReader | undefined, cfg: TesseraConfig): void {
+  const lb = top?.sub("liteboot", LITEBOOT_KEYS);
+  if (!lb) return;
+  const l = cfg.liteboot;
+  lb.set("listen", httpListen, (v) => (l.listen = v));
+  lb.set("mtls_listen", httpListen, (v) => (l.mtlsListen = v));
+  lb.set("profile", text, (v) => (l.profile = v));
+  lb.set("verify_csr_signature", bool, (v) => (l.verifyCsrSignature = v));
+  lb.set("subject_policy", oneOf(["uuid", "none"] as const), (v) => (l.subjectPolicy = v));
+  lb.set("hubname", text, (v) => (l.ccs.hubname = v));
+  lb.set("mqtt_port", int(0, 65535), (v) => (l.ccs.mqttPort = v));
+  lb.set("append_hub_to_cr", bool, (v) => (l.appendHubToCr = v));
+  const scopes = lb.sub("ccs", null);
+  for (const [scope, raw] of Object.entries(scopes?.table ?? {})) {
+    const key = `liteboot.ccs.${scope}`;
+    if (!isTable(raw)) {
+      lb.problem(key, `expected a table [liteboot.ccs.${scope}] with hubname and mqtt_port, got ${show(raw)}`);
+      continue;
+    }
+    const r = new TableReader(lb.ctx, raw, key, ["hubname", "mqtt_port"], lb.base);
+    const ccs = { ...l.ccs };
+    r.set("hubname", text, (v) => (ccs.hubname = v));
+    r.set("mqtt_port", int(0, 65535), (v) => (ccs.mqttPort = v));
+    l.ccsByScope[scope] = ccs;
+  }
 }
 
 /** A csr_attrs entry: an OID string, or { type = OID, values = [OID, …] }. */
@@ -383,6 +434,11 @@ function crossCheck(ctx: Context, cfg: TesseraConfig): void {
       ctx.problem(`${key}.tls_unique`, "config", 'needs a listener with max_tls = "1.2" that mounts est (tls-unique is undefined in TLS 1.3)');
     }
   }
+  if (!Object.hasOwn(cfg.profiles, cfg.liteboot.profile)) {
+    ctx.problem("liteboot.profile", "config", `no profile named ${JSON.stringify(cfg.liteboot.profile)}${hint(cfg.liteboot.profile, Object.keys(cfg.profiles))}`);
+  }
+  if (cfg.webhook.url !== null && cfg.webhook.secretFile === null) ctx.problem("webhook.secret_file", "config", "a webhook needs secret_file (the HMAC key that signs deliveries)");
+  if (cfg.webhook.secretFile !== null && !existsSync(cfg.webhook.secretFile)) ctx.problem("webhook.secret_file", "config", `${cfg.webhook.secretFile} does not exist`);
   if (cfg.crl.refreshBefore >= cfg.crl.validity) ctx.problem("crl.refresh_before", "config", "must be shorter than crl.validity");
   if (cfg.serverCertificate.renewBefore >= cfg.serverCertificate.validity) {
     ctx.problem("server_certificate.renew_before", "config", "must be shorter than server_certificate.validity");
@@ -395,6 +451,8 @@ function crossCheck(ctx: Context, cfg: TesseraConfig): void {
     bound.push({ key: `listeners.${l.name}.address`, label: `listener "${l.name}"`, at: l });
   }
   if (cfg.httpListen) bound.push({ key: "http_listen", label: "http_listen", at: cfg.httpListen });
+  if (cfg.liteboot.listen) bound.push({ key: "liteboot.listen", label: "liteboot.listen", at: cfg.liteboot.listen });
+  if (cfg.liteboot.mtlsListen) bound.push({ key: "liteboot.mtls_listen", label: "liteboot.mtls_listen", at: cfg.liteboot.mtlsListen });
   const wildcard = (h: string) => h === "0.0.0.0" || h === "::";
   for (const [i, b] of bound.entries()) {
     // Port 0 means "any free port", so it never collides; a wildcard host collides with every host on its port.
@@ -412,6 +470,8 @@ function sourcesOf(cfg: TesseraConfig, set: Record<string, Source>): Record<stri
     "imprint.challenge_window", "imprint.revoke_superseded", "imprint.allow_revoked_reenroll", "imprint.reenroll_revokes_previous"];
   for (const l of cfg.listeners) for (const k of LISTENER_KEYS.slice(1)) keys.push(`listeners.${l.name}.${k}`);
   for (const k of EST_LABEL_KEYS) keys.push(`est.${k}`);
+  for (const k of LITEBOOT_KEYS) if (k !== "ccs") keys.push(`liteboot.${k}`);
+  for (const k of WEBHOOK_KEYS) keys.push(`webhook.${k}`);
   for (const name of Object.keys(cfg.est.labels)) for (const k of EST_LABEL_KEYS) keys.push(`est.labels.${name}.${k}`);
   for (const name of Object.keys(cfg.profiles)) for (const k of PROFILE_KEYS) if (k !== "serial_bytes") keys.push(`profiles.${name}.${k}`);
   return Object.fromEntries(keys.map((k) => [k, set[k] ?? "default"]));

@@ -111,6 +111,48 @@ export interface EstConfig {
   labels: Record<string, EstLabelConfig>;
 }
 
+/** Cloud connectivity settings a device reads from liteboot's /api/v1/ccs. */
+export interface LitebootCcs {
+  /** Short IoT hub name (the device connects to <hubname>.azure-devices.net). */
+  hubname: string;
+  /** MQTT port (0 to 65535). */
+  mqttPort: number;
+}
+
+/** The liteboot-compatible front-end (docs/protocols/liteboot.md). */
+export interface LitebootConfig {
+  /** Its own HTTPS listener, requiring a client certificate (default 127.0.0.1:1443); null turns liteboot off. */
+  listen: { host: string; port: number } | null;
+  /** The mTLS TCP test endpoint (liteboot's port 8443); null (default) leaves it off. */
+  mtlsListen: { host: string; port: number } | null;
+  /** Profile of the device certificates (default "liteboot"). */
+  profile: string;
+  /** Verify the CSR's self-signature (default true; false only for firmware known to sign badly). */
+  verifyCsrSignature: boolean;
+  /** "uuid" (default): CN must be a lower-case UUID and the bootstrap OU may not be asked for; "none": the original's (no) policy. */
+  subjectPolicy: "uuid" | "none";
+  /** /ccs answer for every device. */
+  ccs: LitebootCcs;
+  /** /ccs answers per bootstrap scope (the scope of the bootstrap certificate a device enrolled with). */
+  ccsByScope: Record<string, LitebootCcs>;
+  /** Append hub name (key 3) and port (key 4) to the cr answer, for the older firmware generation. */
+  appendHubToCr: boolean;
+}
+
+/** Webhook notifications (new devices), delivered from a persisted outbox. */
+export interface WebhookConfig {
+  /** Where to POST (http or https); null: no webhook. */
+  url: string | null;
+  /** File holding the HMAC-SHA256 key that signs each delivery. */
+  secretFile: string | null;
+  /** Events to deliver (default ["device.created"]). */
+  events: string[];
+  /** Give up on one event after this many attempts (default 20). */
+  maxAttempts: number;
+  /** Per-attempt timeout, seconds (default 10). */
+  timeout: number;
+}
+
 /** The whole configuration. */
 export interface TesseraConfig {
   /** Absolute path of the data directory (CA files, SQLite database). */
@@ -155,6 +197,8 @@ export interface TesseraConfig {
   };
   imprint: ImprintConfig;
   est: EstConfig;
+  liteboot: LitebootConfig;
+  webhook: WebhookConfig;
   /** Group commit: most issuances per transaction (default 256). */
   issuanceBatchMax: number;
   /** Where each value came from (for `tessera config check`): key → "default" | "file" | "env" | "flag". */
