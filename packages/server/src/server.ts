@@ -13,7 +13,7 @@ import type { TesseraConfig } from "./config/types.js";
 import { openStore } from "./store/index.js";
 import type { Store } from "./authority/ports.js";
 import { Authority } from "./authority/authority.js";
-import { deviceAuthorizer, operatorAuthorizer, passwordAuthorizer, secretAuthorizer } from "./authority/authorizers.js";
+import { bootstrapAuthorizer, deviceAuthorizer, operatorAuthorizer, passwordAuthorizer, secretAuthorizer } from "./authority/authorizers.js";
 import { compileProfiles } from "./authority/profiles.js";
 import { systemClock, systemRandom, type Clock } from "./authority/runtime.js";
 import { caExists, caPaths, initCa, loadCa } from "./ca/ca-files.js";
@@ -24,6 +24,7 @@ import { nativeRoutes } from "./http/native-routes.js";
 import { revocationFeed } from "./http/revocation-feed.js";
 import { imprintRoutes } from "./protocols/imprint/routes.js";
 import { estClientCaNames, estRoutes } from "./protocols/est/routes.js";
+import { litebootRoutes } from "./protocols/liteboot/routes.js";
 import { createMetrics } from "./metrics.js";
 
 /** A running server. */
@@ -67,7 +68,7 @@ export async function openAuthority(config: TesseraConfig, log: Logger, env: Nod
       ca,
       profiles,
       defaultProfile: config.defaultProfile,
-      authorizers: { operator: operatorAuthorizer, device: deviceAuthorizer, secret: secretAuthorizer(store, clock), password: passwordAuthorizer(store, clock) },
+      authorizers: { operator: operatorAuthorizer, device: deviceAuthorizer, secret: secretAuthorizer(store, clock), password: passwordAuthorizer(store, clock), bootstrap: bootstrapAuthorizer(store, clock) },
       clock,
       random: systemRandom,
       crl: { validitySeconds: config.crl.validity, refreshBeforeSeconds: config.crl.refreshBefore },
@@ -112,10 +113,12 @@ export async function startServer(
     revocationFeed({ authority }),
     imprintRoutes({ authority, config: config.imprint, now: () => clock.now() }),
     estRoutes({ authority, config: config.est, now: () => clock.now() }),
+    litebootRoutes({ authority, config: config.liteboot }),
     ...(opts.extraProtocols?.(authority) ?? []),
   ];
 
   const listeners: Listener[] = [];
+  let litebootListener: { listener: Listener; ownCertificate: boolean } | undefined;
   let plain: http.Server | undefined;
   let plainApp: ReturnType<typeof Fastify> | undefined;
   const closeAll = async (drainMs = 10_000) => {
@@ -136,16 +139,27 @@ export async function startServer(
     await store.close();
   };
   try {
-    for (const lc of config.listeners) {
-      const l = await createListener({ config: lc, tls, logger: log, bodyLimit: config.bodyLimit, verifyOptions, protocols });
+    const listen = async (l: Listener) => {
       await new Promise<void>((resolve, reject) => {
         l.server.once("error", reject);
-        l.server.listen(lc.port, lc.host, () => {
+        l.server.listen(l.config.port, l.config.host, () => {
           l.server.off("error", reject);
           resolve();
         });
       });
       listeners.push(l);
+    };
+    for (const lc of config.listeners) {
+      await listen(await createListener({ config: lc, tls, logger: log, bodyLimit: config.bodyLimit, verifyOptions, protocols }));
+    }
+    if (config.liteboot.listen) {
+      // liteboot's REST API on a listener of its own that requires a client certificate (spec §1),
+      // serving an imported liteboot SERVER certificate when there is one: devices pin it.
+      const own = litebootServerFiles(config.dataDir);
+      const lc = { name: "liteboot", ...config.liteboot.listen, clientCert: "require" as const, clientCaNames: "all" as const, protocols: ["liteboot"], maxTls: "1.3" as const };
+      const l = await createListener({ config: lc, tls: own ? { ...tls, ...own } : tls, logger: log, bodyLimit: config.bodyLimit, verifyOptions, protocols });
+      await listen(l);
+      litebootListener = { listener: l, ownCertificate: own !== undefined };
     }
     if (config.httpListen) {
       // Plain HTTP serves only what relying parties fetch without TLS: the CA chain and the CRL.
@@ -169,7 +183,10 @@ export async function startServer(
   const reload = async () => {
     const sc = await serverCert();
     tls = tlsFrom(sc);
-    for (const l of listeners) l.reloadTls(tls);
+    for (const l of listeners) {
+      const own = l === litebootListener?.listener && litebootListener.ownCertificate ? litebootServerFiles(config.dataDir) : undefined;
+      l.reloadTls(own ? { ...tls, ...own } : tls);
+    }
     if (sc.renewed) log.info({ serial: sc.leaf.serialHex, notAfter: sc.leaf.notAfter }, "server certificate renewed");
     await authority.crl.rebuild();
   };
@@ -191,6 +208,11 @@ export async function startServer(
   if (mounted("est")) {
     const named = Object.keys(config.est.labels);
     print(`  EST (RFC 7030): ${url}/.well-known/est/{cacerts,simpleenroll,simplereenroll,csrattrs,serverkeygen}${named.length ? `; labels: ${named.join(", ")}` : ""} (users: tessera est user add NAME --password P)`);
+  }
+  if (litebootListener) {
+    const a = litebootListener.listener.server.address();
+    const lport = typeof a === "object" && a ? a.port : config.liteboot.listen?.port;
+    print(`  liteboot: https://${hostForUrl(config.hostname)}:${lport}/api/v1/{cr,p10cr,ds,cs,cc,ccs,kur,krr} (client certificate required: tessera bootstrap issue --name LINE --out DIR)`);
   }
   print(`  Store: ${store.kind === "sqlite" ? config.databaseUrl.replace(/^sqlite:/, "") : "PostgreSQL"}; try: curl --cacert ${p.chain} ${url}/healthz`);
 
@@ -231,6 +253,14 @@ export function installSignalHandlers(server: RunningServer, log: Logger): void 
     log.info("SIGHUP: reloading TLS certificate and CRL");
     server.reload().catch((err) => log.error({ err }, "reload failed"));
   });
+}
+
+/** An imported liteboot server certificate and key (tessera import liteboot), if present: `<dataDir>/liteboot/server.pem` and `server.key.pem`. */
+function litebootServerFiles(dataDir: string): { cert: string; key: string } | undefined {
+  const dir = `${dataDir}/liteboot`;
+  const cert = readIfExists(`${dir}/server.pem`);
+  const key = readIfExists(`${dir}/server.key.pem`);
+  return cert && key ? { cert, key } : undefined;
 }
 
 /** Reads a file if it exists (helper for the CLI). */

@@ -18,7 +18,7 @@ import type { CompiledProfile } from "./profiles.js";
 import type { Clock, RandomSource } from "./runtime.js";
 import { DeviceRegistry } from "./devices.js";
 import { RevocationEvents } from "./revocation-events.js";
-import type { AuditRecord, CertificateQuery, CertificateRecord, IssuedWrite, Store } from "./ports.js";
+import type { AuditRecord, CertificateQuery, CertificateRecord, CredentialRecord, IssuedWrite, Store } from "./ports.js";
 
 /** A request for a certificate, as a protocol decoded it. */
 export interface IssueRequest {
@@ -139,6 +139,11 @@ export class Authority {
     const authorizer = this.deps.authorizers[credential.kind];
     if (!authorizer) throw new TesseraError("TESSERA_ERR_AUTH_REQUIRED", { detail: `no authorizer for ${credential.kind}` });
     if (authorizer.check) await authorizer.check(credential);
+  }
+
+  /** The bootstrap-certificate credential (name, scope, uses) of a certificate by its SHA-256, if it is one. */
+  async bootstrapCredential(fingerprint: string): Promise<Pick<CredentialRecord, "name" | "scope" | "useCount" | "maxUses" | "expiresAt" | "revokedAt"> | undefined> {
+    return this.deps.store.findCredentialByHash("certificate", fingerprint);
   }
 
   /** Parses and verifies a CSR against a profile's key policy (before anything is written). Throws TesseraError. */

@@ -136,3 +136,38 @@ export function secretAuthorizer(store: Pick<Store, "findCredentialByHash" | "co
     },
   };
 }
+
+/**
+ * Authorizes a factory bootstrap certificate that the liteboot listener
+ * verified: `{ kind: "bootstrap", fingerprint, legacy, name }` with the
+ * certificate's SHA-256 (hex). One issued by `tessera bootstrap issue` is a
+ * "certificate" credential: it must not be revoked, expired or exhausted,
+ * and each issuance uses it once. A legacy one (made by an imported liteboot
+ * CA before Tessera, so never stored here) has no credential row and is
+ * trusted as the edge verified it (chain and liteboot's OU marker).
+ */
+export function bootstrapAuthorizer(store: Pick<Store, "findCredentialByHash" | "consumeCredential">, clock: Clock): Authorizer {
+  const find = async (credential: Credential) => {
+    if (typeof credential.fingerprint !== "string" || !/^[0-9a-f]{64}$/.test(credential.fingerprint)) throw new TesseraError("TESSERA_ERR_AUTH_REQUIRED");
+    const found = await store.findCredentialByHash("certificate", credential.fingerprint);
+    if (!found && credential.legacy !== true) throw new TesseraError("TESSERA_ERR_CREDENTIAL_INVALID", { detail: "not a bootstrap certificate" });
+    return found;
+  };
+  const name = (credential: Credential) => (typeof credential.name === "string" ? credential.name : "?");
+  return {
+    async check(credential) {
+      const found = await find(credential);
+      if (!found) return;
+      const now = clock.now();
+      const usable = found.revokedAt === null && (found.expiresAt === null || found.expiresAt > now) && (found.maxUses === null || found.useCount < found.maxUses);
+      if (!usable) throw new TesseraError("TESSERA_ERR_CREDENTIAL_INVALID", { detail: `bootstrap ${found.name}: expired, exhausted or revoked` });
+    },
+    async authorize(credential) {
+      const found = await find(credential);
+      if (!found) return { actor: `bootstrap:legacy:${name(credential)}` };
+      const consumed = await store.consumeCredential(found.id, clock.now());
+      if (!consumed) throw new TesseraError("TESSERA_ERR_CREDENTIAL_INVALID", { detail: `bootstrap ${found.name}: expired, exhausted or revoked` });
+      return { actor: `bootstrap:${found.name}` };
+    },
+  };
+}

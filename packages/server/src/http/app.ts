@@ -33,6 +33,8 @@ export interface TlsMaterial {
 export interface ProtocolModule {
   /** Name used in listener configs ("core" is always mounted). */
   name: string;
+  /** Mounted only where a listener names it, never by "*" (protocols that need a listener of their own). */
+  dedicated?: boolean;
   register(app: FastifyInstance): void | Promise<void>;
 }
 
@@ -54,9 +56,10 @@ function secureOptions(cfg: ListenerConfig, m: TlsMaterial): https.ServerOptions
     minVersion: "TLSv1.2",
     maxVersion: cfg.maxTls === "1.2" ? "TLSv1.2" : "TLSv1.3",
     requestCert: cfg.clientCert !== "none",
-    // We verify the peer ourselves (chain, validity, revocation) and let routes decide;
-    // "require" listeners still refuse a handshake without a certificate.
-    rejectUnauthorized: false,
+    // "request": we verify the peer ourselves (chain, validity, revocation) and let routes decide.
+    // "require": the handshake itself fails without a certificate chaining to the CA names (which
+    // are then also the trust anchors), as liteboot's clients expect; revocation is checked after.
+    rejectUnauthorized: cfg.clientCert === "require",
   };
 }
 
@@ -94,8 +97,11 @@ export async function createListener(opts: {
   // Bodies arrive as bytes; each protocol decodes its own wire format (PEM, DER, base64, CBOR, JSON…).
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
+  const wanted = new Set(cfg.protocols);
+  // A listener naming a dedicated protocol serves that protocol alone, with its own 404 and error forms.
+  const dedicated = opts.protocols.some((p) => p.dedicated && wanted.has(p.name));
   app.setErrorHandler((err, request, reply) => sendError(request, reply, err));
-  app.setNotFoundHandler((request, reply) => sendError(request, reply, Object.assign(new Error("not found"), { statusCode: 404 })));
+  if (!dedicated) app.setNotFoundHandler((request, reply) => sendError(request, reply, Object.assign(new Error("not found"), { statusCode: 404 })));
   // Every response carries Content-Length: some device clients cannot read chunked bodies.
   app.addHook("onSend", async (_request, reply, payload) => {
     if (payload !== null && payload !== undefined && typeof payload === "object" && typeof (payload as NodeJS.ReadableStream).pipe === "function") {
@@ -107,9 +113,9 @@ export async function createListener(opts: {
     }
     return payload;
   });
-  const wanted = new Set(cfg.protocols);
   for (const p of opts.protocols) {
-    if (p.name === "core" || wanted.has("*") || wanted.has(p.name)) await p.register(app);
+    const mount = dedicated ? wanted.has(p.name) : wanted.has(p.name) || (!p.dedicated && (p.name === "core" || wanted.has("*")));
+    if (mount) await p.register(app);
   }
   await app.ready();
   return {

@@ -3,12 +3,14 @@
  * §5, §6). Real clients are strict about bytes that HTTP itself leaves open:
  * libest compares header names case-sensitively, Bouncy Castle and libest
  * need an exact Content-Length (never chunked) and Bouncy Castle closes some
- * answers unread, so they must be empty. Fastify writes header names in lower
- * case, so every EST answer is written here on the raw response, after
- * hijacking the reply.
+ * answers unread, so they must be empty. Every EST answer goes through
+ * sendRaw (http/raw-reply.ts), which writes canonical header names.
  */
 import type { FastifyReply } from "fastify";
 import { buildCertsOnly, decodeBase64Lenient, encodeBase64Lines, looksLikePem, pemDecodeFirst } from "@tessera/pki";
+import { sendRaw } from "../../http/raw-reply.js";
+
+export { sendRaw };
 
 /** Content types EST answers with (est.md §1, §3). */
 export const EST_TYPES = {
@@ -31,20 +33,6 @@ export class EstFailure extends Error {
   ) {
     super(reason);
   }
-}
-
-/**
- * Writes an EST answer: canonical header names, an exact Content-Length, no
- * chunking. `headers` keys must already be in canonical case.
- */
-export function sendRaw(reply: FastifyReply, status: number, headers: Record<string, string>, body: Buffer | string = ""): FastifyReply {
-  const bytes = typeof body === "string" ? Buffer.from(body, "utf8") : body;
-  reply.hijack();
-  const res = reply.raw;
-  if (res.headersSent) return reply;
-  res.writeHead(status, { ...headers, "Content-Length": String(bytes.length) });
-  res.end(bytes);
-  return reply;
 }
 
 /** A single-part base64 answer with `Content-Transfer-Encoding: base64` (Bouncy Castle decodes base64 only then). */
