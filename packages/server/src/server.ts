@@ -25,6 +25,8 @@ import { revocationFeed } from "./http/revocation-feed.js";
 import { imprintRoutes } from "./protocols/imprint/routes.js";
 import { estClientCaNames, estRoutes } from "./protocols/est/routes.js";
 import { litebootRoutes } from "./protocols/liteboot/routes.js";
+import { loadLitebootServerCertificate } from "./ca/import-liteboot.js";
+import { startWebhookWorker } from "./webhook/webhook-worker.js";
 import { createMetrics } from "./metrics.js";
 
 /** A running server. */
@@ -113,7 +115,7 @@ export async function startServer(
     revocationFeed({ authority }),
     imprintRoutes({ authority, config: config.imprint, now: () => clock.now() }),
     estRoutes({ authority, config: config.est, now: () => clock.now() }),
-    litebootRoutes({ authority, config: config.liteboot }),
+    litebootRoutes({ authority, config: config.liteboot, events: config.webhook.url ? config.webhook.events : [] }),
     ...(opts.extraProtocols?.(authority) ?? []),
   ];
 
@@ -195,6 +197,8 @@ export async function startServer(
   const crlTimer = setInterval(() => void authority.currentCrl().catch((err) => log.error({ err }, "CRL refresh failed")), 60_000).unref();
   // Revocations made by the CLI or another replica reach the CRL cache and the live feed within seconds.
   authority.revocations.start(2_000, (err) => log.error({ err }, "revocation poll failed"));
+  // New-device notifications from the outbox (docs/webhooks.md); a no-op without [webhook] url.
+  const webhook = startWebhookWorker({ config: config.webhook, store, clock, log: log.child({ component: "webhook" }) });
 
   const print = opts.banner ?? ((line: string) => process.stdout.write(line + "\n"));
   const p = caPaths(config.dataDir);
@@ -227,6 +231,7 @@ export async function startServer(
       clearInterval(renewTimer);
       clearInterval(crlTimer);
       authority.revocations.stop();
+      await webhook.stop();
       await closeAll(drainMs);
     },
   };
@@ -255,12 +260,10 @@ export function installSignalHandlers(server: RunningServer, log: Logger): void 
   });
 }
 
-/** An imported liteboot server certificate and key (tessera import liteboot), if present: `<dataDir>/liteboot/server.pem` and `server.key.pem`. */
+/** The imported liteboot server certificate (tessera import liteboot) in the listener's terms, if there is one. */
 function litebootServerFiles(dataDir: string): { cert: string; key: string } | undefined {
-  const dir = `${dataDir}/liteboot`;
-  const cert = readIfExists(`${dir}/server.pem`);
-  const key = readIfExists(`${dir}/server.key.pem`);
-  return cert && key ? { cert, key } : undefined;
+  const own = loadLitebootServerCertificate(dataDir);
+  return own ? { cert: own.certPem, key: own.keyPem } : undefined;
 }
 
 /** Reads a file if it exists (helper for the CLI). */

@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as https from "node:https";
+import * as tls from "node:tls";
 import pino from "pino";
 import { loadConfig } from "./config/load.js";
 import type { TesseraConfig } from "./config/types.js";
@@ -85,4 +86,62 @@ export function request(server: RunningServer, pathName: string, opts: { method?
     if (opts.body !== undefined) req.write(opts.body);
     req.end();
   });
+}
+
+/** A raw HTTP/1.1 exchange over TLS: the response's status line, headers as sent (name case kept) and body bytes. */
+export interface RawResponse {
+  statusLine: string;
+  status: number;
+  /** Header lines in order, as [name, value] with the name's case as sent. */
+  headers: Array<[string, string]>;
+  body: Buffer;
+  /** The negotiated TLS version. */
+  protocol: string | null;
+}
+
+/**
+ * Sends one request on a fresh TLS connection and reads to EOF (as libest
+ * does, with `Connection: close`). Options: client certificate, TLS version
+ * cap, and a hook that sees the socket before the request (tls-unique).
+ */
+export function rawRequest(
+  url: string,
+  opts: { method?: string; path: string; headers?: Record<string, string>; body?: Buffer | string; ca: string; cert?: string; key?: string; maxVersion?: tls.SecureVersion; alpn?: string[]; onSecure?: (s: tls.TLSSocket) => Buffer | string | void },
+): Promise<RawResponse> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({
+      host: u.hostname, port: Number(u.port), ca: opts.ca, cert: opts.cert, key: opts.key, maxVersion: opts.maxVersion, ALPNProtocols: opts.alpn,
+      servername: u.hostname.match(/^[\d.]+$/) ? undefined : u.hostname,
+    }, () => {
+      let body = opts.body ?? "";
+      const replaced = opts.onSecure?.(socket);
+      if (replaced !== undefined) body = replaced;
+      const bytes = typeof body === "string" ? Buffer.from(body) : body;
+      const head = [`${opts.method ?? "GET"} ${opts.path} HTTP/1.1`, `Host: ${u.host}`, "Connection: close", ...Object.entries(opts.headers ?? {}).map(([k, v]) => `${k}: ${v}`)];
+      if (bytes.length > 0 || opts.method === "POST") head.push(`Content-Length: ${bytes.length}`);
+      socket.write(head.join("\r\n") + "\r\n\r\n");
+      socket.write(bytes);
+    });
+    const chunks: Buffer[] = [];
+    socket.on("data", (c) => chunks.push(c));
+    socket.on("error", reject);
+    socket.on("end", () => {
+      const all = Buffer.concat(chunks);
+      const split = all.indexOf("\r\n\r\n");
+      if (split < 0) return reject(new Error(`no header end in ${JSON.stringify(all.toString("latin1").slice(0, 200))}`));
+      const lines = all.subarray(0, split).toString("latin1").split("\r\n");
+      const statusLine = lines[0]!;
+      const headers = lines.slice(1).map((l): [string, string] => {
+        const i = l.indexOf(":");
+        return [l.slice(0, i), l.slice(i + 1).trim()];
+      });
+      resolve({ statusLine, status: Number(statusLine.split(" ")[1]), headers, body: all.subarray(split + 4), protocol: socket.getProtocol() });
+    });
+  });
+}
+
+/** The value of a header (first match, case-insensitive name). */
+export function header(r: RawResponse, name: string): string | undefined {
+  return r.headers.find(([n]) => n.toLowerCase() === name.toLowerCase())?.[1];
 }

@@ -129,6 +129,29 @@ export interface OutboxMessage {
   payload: Record<string, unknown>;
 }
 
+/** Delivery state of an outbox message. */
+export type OutboxState = "pending" | "delivered" | "dead";
+
+/** A stored outbox message and its delivery bookkeeping. */
+export interface OutboxRecord {
+  /** Random UUID, stable across retries (receivers deduplicate on it). */
+  id: string;
+  topic: string;
+  payload: Record<string, unknown>;
+  createdAt: Date;
+  /** "pending" until delivered (or skipped), "dead" once given up; rows are never deleted by the store. */
+  state: OutboxState;
+  /** How many times it was claimed for delivery (counted at claim time, so a crash mid-send counts too). */
+  attempts: number;
+  /** Earliest time of the next attempt (pending), or of the last one scheduled. */
+  nextAttemptAt: Date;
+  /** End of the current claim's lease; another claim may take it once this has passed. */
+  lockedUntil: Date | null;
+  deliveredAt: Date | null;
+  /** Why the last attempt failed, if it did. */
+  lastError: string | null;
+}
+
 /** One issuance to persist: device (created or updated), certificate, audit event — all or nothing. */
 export interface IssuedWrite {
   certificate: CertificateRecord;
@@ -248,4 +271,29 @@ export interface Store {
 
   /** Atomically increments and returns the next CRL number (starts at 1). */
   nextCrlNumber(): Promise<bigint>;
+
+  /**
+   * Enqueues outbox messages outside an issuance (issuances use
+   * IssuedWrite.outbox), all in one transaction, due at `at`. Returns the
+   * stored records in the given order.
+   */
+  enqueueOutbox(messages: readonly OutboxMessage[], at: Date): Promise<OutboxRecord[]>;
+  /**
+   * Claims up to `limit` pending messages due at `now` (nextAttemptAt <= now)
+   * that are unclaimed or whose lease has expired (lockedUntil <= now),
+   * oldest due first: sets lockedUntil = `leaseUntil` and counts an attempt.
+   * The claim is a compare-and-set, so concurrent claims (other replicas)
+   * get disjoint rows. Returns the claimed records (attempts already counted).
+   */
+  claimOutbox(now: Date, leaseUntil: Date, limit: number): Promise<OutboxRecord[]>;
+  /** Marks a pending message delivered at `at` and releases its lease; returns false if it was not pending. */
+  completeOutbox(id: string, at: Date): Promise<boolean>;
+  /**
+   * Records a failed attempt of a pending message and releases its lease:
+   * retry at `nextAttemptAt`, or with null give up (state "dead", row kept
+   * for operators). Returns false if it was not pending (e.g. already delivered).
+   */
+  failOutbox(id: string, error: string, nextAttemptAt: Date | null): Promise<boolean>;
+  /** Lists outbox messages for operators, oldest first (createdAt, then id); all states when `state` is omitted. */
+  listOutbox(query?: { state?: OutboxState; limit?: number }): Promise<OutboxRecord[]>;
 }

@@ -53,7 +53,10 @@ export async function createRollover(opts: RolloverOptions): Promise<RolloverRes
   if (fs.existsSync(p.rollover.dir)) {
     throw refuse("a root rollover already exists (one at a time)", p.rollover.dir);
   }
-  if (!fs.existsSync(p.rootKey)) {
+  // An imported CA that is its own root (liteboot's) keeps its one key as the issuing CA's key.
+  const rootIsIssuer = fs.existsSync(p.issuer) && fs.readFileSync(p.issuer, "utf8") === fs.readFileSync(p.root, "utf8");
+  const rootKeyFile = !fs.existsSync(p.rootKey) && rootIsIssuer ? p.issuerKey : p.rootKey;
+  if (!fs.existsSync(rootKeyFile)) {
     throw refuse("the root CA's private key is not available (imported CA?): a rollover needs it to sign the new root's cross certificate", `${p.rootKey} not found`);
   }
   const passphrase = readPassphrase(opts.passphrase);
@@ -61,11 +64,11 @@ export async function createRollover(opts: RolloverOptions): Promise<RolloverRes
   const oldRoot = parseCertificate(fs.readFileSync(p.root, "utf8"));
   let oldKey: KeyObject;
   try {
-    oldKey = importPrivateKey(fs.readFileSync(p.rootKey, "utf8"), passphrase);
+    oldKey = importPrivateKey(fs.readFileSync(rootKeyFile, "utf8"), passphrase);
   } catch (err) {
-    throw new TesseraError("TESSERA_ERR_CA_KEY", { message: err instanceof PkiError ? err.message : "root CA key cannot be loaded", detail: p.rootKey, cause: err });
+    throw new TesseraError("TESSERA_ERR_CA_KEY", { message: err instanceof PkiError ? err.message : "root CA key cannot be loaded", detail: rootKeyFile, cause: err });
   }
-  if (!keysMatch(oldKey, certificatePublicKey(oldRoot))) throw new TesseraError("TESSERA_ERR_CA_KEY", { message: "root CA key does not match root.pem", detail: p.rootKey });
+  if (!keysMatch(oldKey, certificatePublicKey(oldRoot))) throw new TesseraError("TESSERA_ERR_CA_KEY", { message: "root CA key does not match root.pem", detail: rootKeyFile });
 
   const now = opts.now ?? new Date();
   if (oldRoot.notAfter.getTime() <= now.getTime()) {

@@ -16,6 +16,8 @@ import type { Invocation } from "./main.js";
 import { certCommands } from "./commands-cert.js";
 import { deviceCommands } from "./commands-device.js";
 import { estCommands } from "./commands-est.js";
+import { bootstrapCommands } from "./commands-bootstrap.js";
+import { importCommands } from "./commands-import.js";
 
 /** A command handler: returns the exit code. */
 export type Command = (inv: Invocation) => Promise<number>;
@@ -158,4 +160,6 @@ export const COMMANDS: Record<string, Command> = {
   ...certCommands,
   ...deviceCommands,
   ...estCommands,
+  ...importCommands,
+  ...bootstrapCommands,
 };

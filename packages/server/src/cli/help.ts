@@ -11,6 +11,7 @@ Commands:
                                 T defaults to the current root's key type; needs root.key.pem
   config check                  Validate configuration; print every problem at once
   db migrate                    Apply pending store migrations
+  import liteboot DIR           Move a liteboot install (certs/, CADB.db) into a fresh data dir: CA, TLS cert, devices
   cert sign --csr FILE [--profile NAME] [--subject DN] [--san NAME]...
                                 Sign a CSR offline through the authority; prints the PEM certificate
   cert list [--device ID] [--status valid|revoked|superseded] [--limit N]
@@ -32,6 +33,10 @@ Commands:
                                 Create an EST (HTTP Basic) user for label L, or every label (password printed once when generated)
   est user list                 List EST users (never their passwords)
   est user remove NAME          Delete an EST user
+  bootstrap issue --name LINE --out DIR [--expires 90d] [--max-uses N] [--scope S]
+                                Issue a liteboot factory bootstrap certificate + key into DIR
+  bootstrap list                List bootstrap certificates, their uses and state
+  bootstrap revoke NAME         Revoke a bootstrap certificate (and put it on the CRL)
 
 Global options:
   --config FILE                 TOML configuration file (default ./tessera.toml if present)

@@ -43,6 +43,8 @@ const OPTIONS = {
   "max-uses": { type: "string" },
   password: { type: "string" },
   label: { type: "string" },
+  name: { type: "string" },
+  out: { type: "string" },
 } as const;
 
 /** Parsed command line handed to a command. */

@@ -100,7 +100,7 @@ export async function createListener(opts: {
   const wanted = new Set(cfg.protocols);
   // A listener naming a dedicated protocol serves that protocol alone, with its own 404 and error forms.
   const dedicated = opts.protocols.some((p) => p.dedicated && wanted.has(p.name));
-  app.setErrorHandler((err, request, reply) => sendError(request, reply, err));
+  if (!dedicated) app.setErrorHandler((err, request, reply) => sendError(request, reply, err));
   if (!dedicated) app.setNotFoundHandler((request, reply) => sendError(request, reply, Object.assign(new Error("not found"), { statusCode: 404 })));
   // Every response carries Content-Length: some device clients cannot read chunked bodies.
   app.addHook("onSend", async (_request, reply, payload) => {

@@ -10,6 +10,7 @@ import { auditAndCrlTests, credentialTests, deviceTests, requestTests } from "./
 import type { Register } from "./conformance-fixtures.js";
 import { lineageTests } from "./conformance-lineage.js";
 import { LATEST_SCHEMA_VERSION } from "./migrations.js";
+import { outboxTests } from "./conformance-outbox.js";
 
 /** Options for runStoreConformance. */
 export interface ConformanceOptions {
@@ -67,5 +68,6 @@ export function runStoreConformance(name: string, open: () => Promise<Store>, cl
     requestTests(s, register);
     credentialTests(s, register);
     auditAndCrlTests(s, register);
+    outboxTests(s, register);
   });
 }

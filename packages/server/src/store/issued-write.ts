@@ -2,11 +2,12 @@
  * The issuance write (Store.commitIssued for one certificate): the device
  * created or moved to its new certificate under the lineage compare-and-set,
  * the certificate row, superseded or revoked predecessors, the request it
- * answers and the audit event, all inside the caller's transaction.
+ * answers, the audit event and the outbox messages reporting it, all inside
+ * the caller's transaction.
  */
 import { TesseraError } from "../errors.js";
 import type { IssuedWrite } from "../authority/ports.js";
-import { auditInsert, CERTIFICATE_COLUMNS, certificateValues, iso, json } from "./rows.js";
+import { auditInsert, CERTIFICATE_COLUMNS, certificateValues, iso, json, outboxInsert } from "./rows.js";
 import { placeholders, type SqlQueryable, type SqlValue } from "./sql.js";
 
 const CERT_INSERT = `INSERT INTO certificates (${CERTIFICATE_COLUMNS}) VALUES (${placeholders(17)})`;
@@ -74,5 +75,10 @@ export async function applyIssued(tx: SqlQueryable, w: IssuedWrite): Promise<voi
     );
   }
   await tx.run(...auditInsert(w.audit));
+  // Same transaction: a rolled-back issuance never announces itself.
+  for (const m of w.outbox ?? []) {
+    const [sql, params] = outboxInsert(m, cert.issuedAt);
+    await tx.run(sql, params);
+  }
 }
 

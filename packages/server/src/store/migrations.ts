@@ -124,6 +124,32 @@ CREATE TABLE settings (
 `;
     },
   },
+  {
+    version: 2,
+    name: "outbox",
+    sql(d) {
+      const { text: T } = types(d);
+      // state: "pending" | "delivered" | "dead". The partial index serves the
+      // claim query (due pending rows) and stays small as delivered rows pile up.
+      return `
+CREATE TABLE outbox (
+  id ${T} PRIMARY KEY,
+  topic ${T} NOT NULL,
+  payload ${T} NOT NULL,
+  created_at ${T} NOT NULL,
+  state ${T} NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at ${T} NOT NULL,
+  locked_until ${T},
+  delivered_at ${T},
+  last_error ${T}
+);
+CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE state = 'pending';
+CREATE INDEX outbox_created ON outbox (created_at, id);
+CREATE INDEX outbox_state_created ON outbox (state, created_at);
+`;
+    },
+  },
 ];
 
 /** Highest migration number this build knows. */

@@ -3,6 +3,7 @@
  * UTC text, JSON as text, DER as bytes. Shared by both dialects, which return
  * the same shapes (TEXT → string, INTEGER → number, BLOB/BYTEA → Buffer).
  */
+import { randomUUID } from "node:crypto";
 import { TesseraError } from "../errors.js";
 import type {
   AuditEvent,
@@ -14,6 +15,9 @@ import type {
   DeviceRecord,
   DeviceStatus,
   EnrollmentRequestRecord,
+  OutboxMessage,
+  OutboxRecord,
+  OutboxState,
   RequestStatus,
 } from "../authority/ports.js";
 import type { Row, SqlValue } from "./sql.js";
@@ -192,6 +196,33 @@ export function toAudit(row: Row): AuditRecord {
 /** Statement and values that append one audit event. */
 export function auditInsert(e: AuditEvent): [string, SqlValue[]] {
   return ["INSERT INTO audit_events (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)", [iso(e.at), e.actor, e.action, e.target, json(e.detail)]];
+}
+
+/** Reads an outbox row. */
+export function toOutbox(row: Row): OutboxRecord {
+  return {
+    id: str(row, "id"),
+    topic: str(row, "topic"),
+    payload: parsed<Record<string, unknown>>(row, "payload"),
+    createdAt: date(row, "created_at"),
+    state: str(row, "state") as OutboxState,
+    attempts: num(row, "attempts"),
+    nextAttemptAt: date(row, "next_attempt_at"),
+    lockedUntil: dateOrNull(row, "locked_until"),
+    deliveredAt: dateOrNull(row, "delivered_at"),
+    lastError: strOrNull(row, "last_error"),
+  };
+}
+
+/** Statement, values and new id that enqueue one outbox message, due at `at`. */
+export function outboxInsert(m: OutboxMessage, at: Date): [string, SqlValue[], string] {
+  const id = randomUUID();
+  const when = iso(at);
+  return [
+    "INSERT INTO outbox (id, topic, payload, created_at, state, attempts, next_attempt_at) VALUES (?, ?, ?, ?, 'pending', 0, ?)",
+    [id, m.topic, json(m.payload), when, when],
+    id,
+  ];
 }
 
 /** Appends LIMIT/OFFSET; OFFSET alone still needs a LIMIT on SQLite, so a huge one stands in. */

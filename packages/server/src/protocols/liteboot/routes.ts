@@ -21,6 +21,9 @@ import { LitebootFailure, LitebootService, type LitebootAuthority, type Liteboot
 /** Largest PEM file p10cr takes (spec §3.2). */
 const MAX_PEM_FILE = 4096;
 const callers = new WeakMap<object, Promise<{ caller?: LitebootCaller; reason: string }>>();
+/** The Content-Type each request arrived with (absent and empty select JSON; Fastify itself would refuse a body without one). */
+const sentTypes = new WeakMap<object, string | undefined>();
+const contentTypeOf = (req: FastifyRequest) => sentTypes.get(req.raw);
 
 /** Go's http.DetectContentType says text/plain; charset=utf-8 for text without binary bytes that is valid UTF-8. */
 function sniffsAsText(data: Buffer): boolean {
@@ -75,8 +78,8 @@ function pemCsr(file: Buffer): Buffer {
 }
 
 /** Builds the liteboot protocol module. */
-export function litebootRoutes(deps: { authority: LitebootAuthority; config: LitebootConfig }): ProtocolModule {
-  const service = new LitebootService(deps.authority, deps.config);
+export function litebootRoutes(deps: { authority: LitebootAuthority; config: LitebootConfig; events?: readonly string[] }): ProtocolModule {
+  const service = new LitebootService(deps.authority, deps.config, deps.events ?? []);
   const cfg = deps.config;
 
   const refuse = (req: FastifyRequest, reply: FastifyReply, err: unknown, encoding: Encoding | undefined) => {
@@ -105,6 +108,9 @@ export function litebootRoutes(deps: { authority: LitebootAuthority; config: Lit
     register(app: FastifyInstance) {
       // The gate: every request, every path (spec §1: the original checks at the handshake, before any route).
       app.addHook("onRequest", async (req, reply) => {
+        const sent = req.headers["content-type"];
+        sentTypes.set(req.raw, sent);
+        if (!sent) req.headers["content-type"] = "application/octet-stream";
         const socket = req.raw.socket as TLSSocket;
         let verdict = callers.get(socket);
         if (!verdict) {
@@ -122,6 +128,12 @@ export function litebootRoutes(deps: { authority: LitebootAuthority; config: Lit
         }
       });
 
+      // Bodies Fastify refuses before a route runs (too large, unreadable), in liteboot's error form.
+      app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
+        const status = err.statusCode ?? 500;
+        const body = status === 413 ? '{"error": "Bad request: body too large"}' : status < 500 ? E.undecodable : '{"error": "internal error"}';
+        return refuse(req, reply, new LitebootFailure(status, TYPES.text, body, err.message), undefined);
+      });
       app.all("/", async (_req, reply) => sendRaw(reply, 200, { "Content-Type": "text/plain; charset=utf-8" }, E.root));
       app.all("/api/v1", async (_req, reply) => sendRaw(reply, 404, { "Content-Type": TYPES.json }, E.endpointNotFound));
       app.setNotFoundHandler(async (_req, reply) => sendRaw(reply, 404, { "Content-Type": TYPES.text, "X-Content-Type-Options": "nosniff" }, E.notFound));
@@ -132,7 +144,7 @@ export function litebootRoutes(deps: { authority: LitebootAuthority; config: Lit
       };
 
       only("POST", "/api/v1/cr", async (req, reply) => {
-        const encoding = selectEncoding(req.headers["content-type"]);
+        const encoding = selectEncoding(contentTypeOf(req));
         if (!encoding) return refuse(req, reply, new LitebootFailure(400, TYPES.text, E.crContentType), undefined);
         const der = decodeCsrBody(encoding, req.body as Buffer | undefined);
         if (!der) return refuse(req, reply, new LitebootFailure(400, "", E.undecodable), encoding);
@@ -164,7 +176,7 @@ export function litebootRoutes(deps: { authority: LitebootAuthority; config: Lit
       });
 
       only("POST", "/api/v1/kur", async (req, reply) => {
-        const encoding = selectEncoding(req.headers["content-type"]);
+        const encoding = selectEncoding(contentTypeOf(req));
         if (!encoding) return refuse(req, reply, new LitebootFailure(400, TYPES.text, E.crContentType), undefined);
         const der = decodeCsrBody(encoding, req.body as Buffer | undefined);
         if (!der) return refuse(req, reply, new LitebootFailure(400, "", E.undecodable), encoding);
@@ -180,7 +192,7 @@ export function litebootRoutes(deps: { authority: LitebootAuthority; config: Lit
       });
 
       only("POST", "/api/v1/krr", async (req, reply) => {
-        const encoding = selectEncoding(req.headers["content-type"]);
+        const encoding = selectEncoding(contentTypeOf(req));
         if (!encoding) return refuse(req, reply, new LitebootFailure(400, TYPES.text, E.crContentType), undefined);
         const body = (req.body as Buffer | undefined) ?? Buffer.alloc(0);
         let serial: bigint | undefined;
@@ -223,7 +235,7 @@ export function litebootRoutes(deps: { authority: LitebootAuthority; config: Lit
       });
 
       const getEncoding = (req: FastifyRequest, reply: FastifyReply): Encoding | undefined => {
-        const encoding = selectEncoding(req.headers["content-type"]);
+        const encoding = selectEncoding(contentTypeOf(req));
         if (!encoding) void refuse(req, reply, new LitebootFailure(400, TYPES.text, E.getContentType), undefined);
         return encoding;
       };

@@ -54,6 +54,8 @@ export class LitebootService {
   constructor(
     private readonly authority: LitebootAuthority,
     private readonly config: LitebootConfig,
+    /** Outbox events someone listens to (the webhook's); others are not queued. */
+    private readonly events: readonly string[] = [],
   ) {}
 
   /**
@@ -147,7 +149,7 @@ export class LitebootService {
           id: deviceId, fingerprint: null, status: "active",
           attributes: { ou, bootstrap: caller.name, ...(existing ? {} : { firstSeen: new Date().toISOString() }) },
         },
-        outbox: existing ? undefined : [{ topic: "device.created", payload: { device: deviceId, protocol: "liteboot", subject: formatName(encodeName(subject)), bootstrap: caller.name, ou } }],
+        outbox: existing || !this.events.includes("device.created") ? undefined : [{ topic: "device.created", payload: { device: deviceId, protocol: "liteboot", subject: formatName(encodeName(subject)), bootstrap: caller.name, ou } }],
       });
       await this.authority.devices.touch(deviceId, ip);
       return issued.der;
