@@ -106,13 +106,15 @@ export interface RawResponse {
  */
 export function rawRequest(
   url: string,
-  opts: { method?: string; path: string; headers?: Record<string, string>; body?: Buffer | string; ca: string; cert?: string; key?: string; maxVersion?: tls.SecureVersion; alpn?: string[]; onSecure?: (s: tls.TLSSocket) => Buffer | string | void },
+  opts: { method?: string; path: string; headers?: Record<string, string>; body?: Buffer | string; ca: string; cert?: string; key?: string; maxVersion?: tls.SecureVersion; alpn?: string[]; onSecure?: (s: tls.TLSSocket) => Buffer | string | void; hostname?: string },
 ): Promise<RawResponse> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
     const socket = tls.connect({
       host: u.hostname, port: Number(u.port), ca: opts.ca, cert: opts.cert, key: opts.key, maxVersion: opts.maxVersion, ALPNProtocols: opts.alpn,
-      servername: u.hostname.match(/^[\d.]+$/) ? undefined : u.hostname,
+      servername: opts.hostname ?? (u.hostname.match(/^[\d.]+$/) ? undefined : u.hostname),
+      // Dial the address in the URL but check the certificate for `hostname` (a certificate with DNS names only).
+      ...(opts.hostname ? { checkServerIdentity: (_h: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(opts.hostname!, cert) } : {}),
     }, () => {
       let body = opts.body ?? "";
       const replaced = opts.onSecure?.(socket);

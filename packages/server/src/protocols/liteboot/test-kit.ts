@@ -54,7 +54,7 @@ export function newDevice(opts: { uuid?: string; ou?: string | null; subject?: N
 }
 
 /** One liteboot request on a fresh connection. */
-export function lb(base: string, ca: string, route: string, opts: { method?: string; contentType?: string; headers?: Record<string, string>; body?: Buffer | string; as?: PemIdentity } = {}): Promise<RawResponse> {
+export function lb(base: string, ca: string, route: string, opts: { method?: string; contentType?: string; headers?: Record<string, string>; body?: Buffer | string; as?: PemIdentity; hostname?: string } = {}): Promise<RawResponse> {
   return rawRequest(base, {
     method: opts.method ?? (opts.body !== undefined ? "POST" : "GET"),
     path: route,
@@ -63,6 +63,7 @@ export function lb(base: string, ca: string, route: string, opts: { method?: str
     headers: { ...(opts.contentType !== undefined ? { "Content-Type": opts.contentType } : {}), ...opts.headers },
     cert: opts.as?.certPem,
     key: opts.as?.keyPem,
+    hostname: opts.hostname,
   });
 }
 
