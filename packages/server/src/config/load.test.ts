@@ -507,6 +507,7 @@ describe("docs/configuration.md", () => {
       const dir = await workdir(block);
       // Files the examples name, relative to the file's directory.
       await writeFile(path.join(dir, "factory-ca.pem"), "");
+      await writeFile(path.join(dir, "webhook-secret"), "s");
       const r = await load(dir);
       assert.deepEqual(r.problems, [], block);
     }
@@ -515,7 +516,11 @@ describe("docs/configuration.md", () => {
   test("the complete example means what it says", async () => {
     const dir = await workdir(blocks.at(-1));
     await writeFile(path.join(dir, "factory-ca.pem"), "");
+    await writeFile(path.join(dir, "webhook-secret"), "s");
     const c = await ok(dir);
+    assert.deepEqual([c.liteboot.listen, c.liteboot.mtlsListen, c.liteboot.ccs], [{ host: "0.0.0.0", port: 1443 }, { host: "127.0.0.1", port: 8445 }, { hubname: "azure-hub-name", mqttPort: 8883 }]);
+    assert.deepEqual(c.liteboot.ccsByScope, { eu: { hubname: "eu-hub", mqttPort: 8883 } });
+    assert.equal(c.webhook.url, "https://inventory.example.com/tessera");
     assert.equal(c.est.default.auth, "basic");
     assert.deepEqual(c.est.default.csrAttrs, [{ oid: "1.2.840.10045.4.3.2" }, { type: "1.2.840.10045.2.1", values: ["1.2.840.10045.3.1.7"] }]);
     assert.deepEqual({ ...c.est.labels["factory"]!, bootstrapCa: c.est.labels["factory"]!.bootstrapCa.map((f) => path.basename(f)) },
@@ -563,5 +568,29 @@ describe("[est]", () => {
     assert.equal(c.est.labels["linked"]!.tlsUnique, true);
     assert.equal(c.est.default.tlsUnique, false);
     assert.equal(c.sources["est.labels.linked.tls_unique"], "file");
+  });
+});
+
+describe("[liteboot] and [webhook]", () => {
+  test("defaults: liteboot on 127.0.0.1:1443, test endpoint off, no webhook", async () => {
+    const c = await ok(await workdir());
+    assert.deepEqual(c.liteboot.listen, { host: "127.0.0.1", port: 1443 });
+    assert.equal(c.liteboot.mtlsListen, null);
+    assert.equal(c.liteboot.verifyCsrSignature, true);
+    assert.equal(c.liteboot.subjectPolicy, "uuid");
+    assert.equal(c.webhook.url, null);
+  });
+
+  test("environment overrides the listeners; bad values and a webhook without a secret are reported", async () => {
+    const c = await ok(await workdir('[liteboot]\nlisten = "127.0.0.1:2443"\n'), { env: { TESSERA_LITEBOOT_LISTEN: "off", TESSERA_LITEBOOT_MTLS_LISTEN: "127.0.0.1:9443" } });
+    assert.equal(c.liteboot.listen, null);
+    assert.deepEqual(c.liteboot.mtlsListen, { host: "127.0.0.1", port: 9443 });
+    assert.equal(c.sources["liteboot.listen"], "env");
+    const r = await load(await workdir('[liteboot]\nsubject_policy = "loose"\nmqtt_port = 70000\nprofile = "nope"\n[liteboot.ccs]\neu = 1\n[webhook]\nurl = "ftp://x"\n'));
+    assert.deepEqual(r.problems.map((p) => p.key).sort(), ["liteboot.ccs.eu", "liteboot.mqtt_port", "liteboot.profile", "liteboot.subject_policy", "webhook.url"].sort(), JSON.stringify(r.problems));
+    const w = await load(await workdir('[webhook]\nurl = "https://x.example/hook"\n'));
+    assert.deepEqual(w.problems.map((p) => p.key), ["webhook.secret_file"]);
+    const clash = await load(await workdir('[liteboot]\nlisten = "127.0.0.1:8443"\n'));
+    assert.deepEqual(clash.problems.map((p) => p.key), ["liteboot.listen"]);
   });
 });
