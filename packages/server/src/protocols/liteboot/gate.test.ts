@@ -12,6 +12,9 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tls from "node:tls";
+import { execFile } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { promisify } from "node:util";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { generateKeyPair, parseCertificate, pemEncode, sha256Hex } from "@tessera/pki";
@@ -20,6 +23,8 @@ import { makeLitebootDir } from "../../ca/liteboot-fixture.js";
 import type { RunningServer } from "../../server.js";
 import { startTestServer, tempDir, type RawResponse } from "../../test-support.js";
 import { crCbor, issueBootstrap, lb, litebootServer, newDevice, type PemIdentity } from "./test-kit.js";
+
+const run = promisify(execFile);
 
 /** A request that must not get an HTTP answer: the handshake fails or the connection is dropped. */
 async function refused(pending: Promise<RawResponse>, what: string): Promise<void> {
@@ -123,6 +128,31 @@ describe("moving a liteboot fleet", () => {
     assert.equal(r.status, 200, r.body.toString());
     const cert = parseCertificate(r.body.subarray(7));
     assert.ok(cert.issuer.equals(parseCertificate(fixture.caCertPem).subject), "issued by the imported liteboot CA");
+  });
+
+  test("new-device.sh's steps: openssl key and CSR, CBOR, wget pinning SERVER.crt with the old bootstrap certificate, openssl verify", async () => {
+    const work = tempDir("tessera-new-device-");
+    const certs = path.join(work, "certs");
+    fs.mkdirSync(certs);
+    for (const [name, pem] of [["SERVER.crt", fixture.serverCertPem], ["BOOTSTRAP.crt", fixture.bootstrapCertPem], ["BOOTSTRAP.key", fixture.bootstrapKeyPem], ["CA.crt", fixture.caCertPem]] as const) {
+      fs.writeFileSync(path.join(certs, name), pem);
+    }
+    const devid = randomUUID();
+    const sh = (cmd: string, args: string[]) => run(cmd, args, { cwd: work, encoding: "buffer" });
+    await sh("openssl", ["ecparam", "-name", "prime256v1", "-genkey", "-out", `certs/${devid}.key`]);
+    await sh("openssl", ["req", "-new", "-key", `certs/${devid}.key`, "-out", `certs/${devid}.csr`, "-subj", `/O=Test Vendor/CN=${devid}/OU=Signing`, "-outform", "DER"]);
+    // make_csr_cbor.go: an array holding the DER CSR as one byte string.
+    fs.writeFileSync(path.join(certs, `${devid}.cbor`), crCbor(fs.readFileSync(path.join(certs, `${devid}.csr`))));
+    await sh("wget", ["-q", "--ca-certificate=certs/SERVER.crt", "--certificate=certs/BOOTSTRAP.crt", "--private-key=certs/BOOTSTRAP.key", `--post-file=certs/${devid}.cbor`,
+      "--header", "Content-Type: application/cbor", `https://localhost:${new URL(base).port}/api/v1/cr`, "-O", `certs/${devid}.rsp`]);
+    // get_cert_cbor.go: a map {1: status, 2: bstr certificate}; status must be 0.
+    const rsp = fs.readFileSync(path.join(certs, `${devid}.rsp`));
+    assert.ok(rsp.subarray(0, 5).equals(Buffer.from("a201000259", "hex")));
+    fs.writeFileSync(path.join(certs, `${devid}.crt`), pemEncode("CERTIFICATE", rsp.subarray(7, 7 + rsp.readUInt16BE(5))));
+    const verified = await sh("openssl", ["verify", "-CAfile", "certs/CA.crt", `certs/${devid}.crt`]);
+    assert.equal(verified.stdout.toString().trim(), `certs/${devid}.crt: OK`);
+    const subject = await sh("openssl", ["x509", "-in", `certs/${devid}.crt`, "-noout", "-subject", "-nameopt", "RFC2253"]);
+    assert.equal(subject.stdout.toString().trim(), `subject=CN=${devid},OU=Signing,O=Test Vendor`);
   });
 
   test("imported devices answer ds, cs and cc as before, with their exact serials", async () => {
