@@ -223,6 +223,12 @@ export function parseCsr(input: Uint8Array | string): ParsedCsr {
   return finish(parts, publicKey, keyInfo(publicKey));
 }
 
+/** Checks a parsed CSR's key against a policy (parseCsr does not). Throws WEAK_KEY. */
+export function checkCsrPolicy(csr: ParsedCsr, policy: CsrPolicy = {}): ParsedCsr {
+  checkKey(csr.key, policy);
+  return csr;
+}
+
 const OID_CHALLENGE_PASSWORD = "1.2.840.113549.1.9.7";
 // DirectoryString choices a challengePassword may use (RFC 2985 §5.4.1): Printable, UTF8, BMP, Teletex, Universal.
 const STRING_TAGS = new Set([0x13, 0x0c, 0x1e, 0x14, 0x1c]);

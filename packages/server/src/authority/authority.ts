@@ -7,7 +7,7 @@
  */
 import {
   encodeGeneralNames, encodeName, ExtOid, formatName, formatSan, decodeGeneralNames, generateSerial, isEmptyName,
-  keyTypeName, parseAndVerifyCsr, parseCrlReason, pemEncode, sha256Hex, type Issuer, type NameAttribute,
+  keyTypeName, parseAndVerifyCsr, parseCsr, checkCsrPolicy, parseCrlReason, pemEncode, sha256Hex, type Issuer, type NameAttribute,
   serialToHex, type ParsedCertificate, type ParsedCsr, type SubjectAltName,
 } from "@tessera/pki";
 import { TesseraError, toTesseraError } from "../errors.js";
@@ -45,6 +45,12 @@ export interface IssueRequest {
   validitySeconds?: number;
   /** Outbox messages stored with the certificate (see IssuedWrite.outbox). */
   outbox?: IssuedWrite["outbox"];
+  /**
+   * Verify the CSR's self-signature (proof of possession; default true).
+   * false only where a protocol's configuration says its clients sign badly
+   * (liteboot's verify_csr_signature); the key policy still applies.
+   */
+  verifySignature?: boolean;
 }
 
 /** What `issue` returns: the stored record plus encodings. */
@@ -176,7 +182,7 @@ export class Authority {
     if (!profile) throw new TesseraError("TESSERA_ERR_PROFILE_UNKNOWN", { detail: profileName });
     const cfg = profile.config;
 
-    const csr = await parseAndVerifyCsr(req.csr, profile.policy);
+    const csr = req.verifySignature === false ? checkCsrPolicy(parseCsr(req.csr), profile.policy) : await parseAndVerifyCsr(req.csr, profile.policy);
 
     let subject: Buffer;
     if (cfg.subject === "csr") subject = csr.subject;

@@ -15,7 +15,7 @@ import {
 } from "@tessera/pki";
 import type { RunningServer } from "../../server.js";
 import { header, tempDir, type RawResponse } from "../../test-support.js";
-import { crCbor, lb, litebootServer, newDevice, type PemIdentity } from "./test-kit.js";
+import { crCbor, issueBootstrap, lb, litebootServer, newDevice, type PemIdentity } from "./test-kit.js";
 
 let server: RunningServer;
 let base: string;
@@ -229,5 +229,40 @@ describe("kur and krr", () => {
     assert.deepEqual([rec?.status, rec?.revocationReason], ["revoked", "keyCompromise"]);
     assert.equal(json(await call(`/api/v1/cs/${s2}`)), '{"Status":0}\n');
     assert.equal(json(await call(`/api/v1/ds/${first.dev.uuid}`)), '{"Status":0,"Serials":null}\n');
+  });
+});
+
+describe("options", () => {
+  let other: RunningServer;
+  let otherBase: string;
+  let otherBoot: PemIdentity;
+  let otherDataDir: string;
+  before(async () => {
+    ({ server: other, base: otherBase, boot: otherBoot, dataDir: otherDataDir } = await litebootServer((c) => {
+      c.liteboot.appendHubToCr = true;
+      c.liteboot.verifyCsrSignature = false;
+      c.liteboot.ccsByScope = { eu: { hubname: "eu-hub", mqttPort: 8884 } };
+    }));
+  });
+  after(() => other.close(100));
+
+  test("append_hub_to_cr adds hub name (3) and port (4) for the older firmware; an unverified CSR signature passes when switched off", async () => {
+    const dev = newDevice();
+    const badSig = Buffer.from(dev.csr);
+    badSig[badSig.length - 1] = badSig[badSig.length - 1]! ^ 0x42;
+    const r = await lb(otherBase, other.authority.chainPem(), "/api/v1/cr", { as: otherBoot, contentType: "application/cbor", body: crCbor(badSig) });
+    assert.equal(r.status, 200, json(r));
+    const len = r.body.readUInt16BE(5);
+    assert.equal(r.body.subarray(7 + len).toString("hex"), "036e617a7572652d6875622d6e616d65041922b3");
+    assert.equal(r.body[0], 0xa4, "a map of four entries");
+    const j = await lb(otherBase, other.authority.chainPem(), "/api/v1/cr", { as: otherBoot, contentType: "application/json", body: JSON.stringify({ CSR: newDevice().csr.toString("base64") }) });
+    assert.match(json(j), /^\{"Status":0,"Cert":"[^"]+","Hubname":"azure-hub-name","Port":8883\}\n$/);
+  });
+
+  test("ccs per bootstrap scope: a device on an \"eu\" bootstrap certificate gets the eu hub, others the global one", async () => {
+    const eu = await issueBootstrap(otherDataDir, "eu-line", ["--scope", "eu"]);
+    const ccs = (as: PemIdentity) => lb(otherBase, other.authority.chainPem(), "/api/v1/ccs", { as });
+    assert.equal(json(await ccs(eu)), '{"Hubname":"eu-hub","Port":8884}\n');
+    assert.equal(json(await ccs(otherBoot)), '{"Hubname":"azure-hub-name","Port":8883}\n');
   });
 });

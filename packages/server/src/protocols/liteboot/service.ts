@@ -143,6 +143,7 @@ export class LitebootService {
         csr: csr.der,
         profile: this.config.profile,
         protocol: "liteboot",
+        verifySignature: this.config.verifyCsrSignature,
         credential: { kind: "bootstrap", fingerprint: caller.fingerprint, legacy: caller.legacy, name: caller.name },
         subject,
         device: {
@@ -182,6 +183,7 @@ export class LitebootService {
         csr: csr.der,
         profile: this.config.profile,
         protocol: "liteboot",
+        verifySignature: this.config.verifyCsrSignature,
         credential: { kind: "device", deviceId, via: `certificate:${caller.certificate.serialHex}` },
         subject,
         device: { id: deviceId, fingerprint: null, status: "active", attributes: {} },
