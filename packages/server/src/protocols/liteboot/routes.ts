@@ -143,11 +143,19 @@ export function litebootRoutes(deps: { authority: LitebootAuthority; config: Lit
         app.route({ method: ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"].filter((m) => m !== method), url, handler: async (_req, reply) => sendRaw(reply, 405, {}) });
       };
 
-      only("POST", "/api/v1/cr", async (req, reply) => {
+      /** The encoding and CSR of a cr-shaped body (cr, kur), or undefined after the refusal was sent. */
+      const crRequest = (req: FastifyRequest, reply: FastifyReply): { encoding: Encoding; der: Buffer } | undefined => {
         const encoding = selectEncoding(contentTypeOf(req));
-        if (!encoding) return refuse(req, reply, new LitebootFailure(400, TYPES.text, E.crContentType), undefined);
+        if (!encoding) return void refuse(req, reply, new LitebootFailure(400, TYPES.text, E.crContentType), undefined);
         const der = decodeCsrBody(encoding, req.body as Buffer | undefined);
-        if (!der) return refuse(req, reply, new LitebootFailure(400, "", E.undecodable), encoding);
+        if (!der) return void refuse(req, reply, new LitebootFailure(400, "", E.undecodable), encoding);
+        return { encoding, der };
+      };
+
+      only("POST", "/api/v1/cr", async (req, reply) => {
+        const body = crRequest(req, reply);
+        if (!body) return reply;
+        const { encoding, der } = body;
         try {
           const caller = await bootstrapOnly(req);
           const cert = await service.enroll(caller, der, ip(req));
@@ -176,10 +184,9 @@ export function litebootRoutes(deps: { authority: LitebootAuthority; config: Lit
       });
 
       only("POST", "/api/v1/kur", async (req, reply) => {
-        const encoding = selectEncoding(contentTypeOf(req));
-        if (!encoding) return refuse(req, reply, new LitebootFailure(400, TYPES.text, E.crContentType), undefined);
-        const der = decodeCsrBody(encoding, req.body as Buffer | undefined);
-        if (!der) return refuse(req, reply, new LitebootFailure(400, "", E.undecodable), encoding);
+        const body = crRequest(req, reply);
+        if (!body) return reply;
+        const { encoding, der } = body;
         try {
           const { caller } = await callerOf(req);
           if (caller?.kind !== "device") throw new LitebootFailure(403, "", '{"error": "kur needs the device\'s own certificate"}');

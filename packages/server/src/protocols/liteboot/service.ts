@@ -11,7 +11,7 @@ import {
   type NameAttribute, type ParsedCertificate, type ParsedCsr,
 } from "@tessera/pki";
 import type { PeerResult } from "@tessera/mtls";
-import type { Authority } from "../../authority/authority.js";
+import type { Authority, IssueRequest } from "../../authority/authority.js";
 import type { CertificateRecord } from "../../authority/ports.js";
 import type { LitebootConfig, LitebootCcs } from "../../config/types.js";
 import { TesseraError } from "../../errors.js";
@@ -138,19 +138,26 @@ export class LitebootService {
     if (existing && (existing.status === "revoked" || existing.status === "disabled")) {
       throw new LitebootFailure(403, "", `err: device ${deviceId} is ${existing.status}`);
     }
+    return this.issue(csr, subject, deviceId, ip, {
+      credential: { kind: "bootstrap", fingerprint: caller.fingerprint, legacy: caller.legacy, name: caller.name },
+      attributes: { ou, bootstrap: caller.name },
+      outbox: existing || !this.events.includes("device.created") ? undefined : [{ topic: "device.created", payload: { device: deviceId, protocol: "liteboot", subject: formatName(encodeName(subject)), bootstrap: caller.name, ou } }],
+    });
+  }
+
+  /** Issues through the pipeline for a liteboot device (no lineage compare-and-set: a device holds one certificate per OU). */
+  private async issue(csr: ParsedCsr, subject: NameAttribute[], deviceId: string, ip: string | null, extra: Pick<IssueRequest, "credential" | "supersedes" | "outbox"> & { attributes: Record<string, string> }): Promise<Buffer> {
     try {
       const issued = await this.authority.issue({
         csr: csr.der,
         profile: this.config.profile,
         protocol: "liteboot",
         verifySignature: this.config.verifyCsrSignature,
-        credential: { kind: "bootstrap", fingerprint: caller.fingerprint, legacy: caller.legacy, name: caller.name },
+        credential: extra.credential,
         subject,
-        device: {
-          id: deviceId, fingerprint: null, status: "active",
-          attributes: { ou, bootstrap: caller.name, ...(existing ? {} : { firstSeen: new Date().toISOString() }) },
-        },
-        outbox: existing || !this.events.includes("device.created") ? undefined : [{ topic: "device.created", payload: { device: deviceId, protocol: "liteboot", subject: formatName(encodeName(subject)), bootstrap: caller.name, ou } }],
+        device: { id: deviceId, fingerprint: null, status: "active", attributes: extra.attributes },
+        supersedes: extra.supersedes,
+        outbox: extra.outbox,
       });
       await this.authority.devices.touch(deviceId, ip);
       return issued.der;
@@ -178,22 +185,11 @@ export class LitebootService {
     if (deviceId !== caller.deviceId || !encodeName(subject).equals(encodeName(goSubject(caller.certificate.subject)))) {
       throw new LitebootFailure(400, "", "err: kur must keep the current certificate's subject", `${formatName(encodeName(subject))} ≠ ${formatName(caller.certificate.subject)}`);
     }
-    try {
-      const issued = await this.authority.issue({
-        csr: csr.der,
-        profile: this.config.profile,
-        protocol: "liteboot",
-        verifySignature: this.config.verifyCsrSignature,
-        credential: { kind: "device", deviceId, via: `certificate:${caller.certificate.serialHex}` },
-        subject,
-        device: { id: deviceId, fingerprint: null, status: "active", attributes: {} },
-        supersedes: [caller.certificate.serialHex],
-      });
-      await this.authority.devices.touch(deviceId, ip);
-      return issued.der;
-    } catch (err) {
-      throw this.failure(err);
-    }
+    return this.issue(csr, subject, deviceId, ip, {
+      credential: { kind: "device", deviceId, via: `certificate:${caller.certificate.serialHex}` },
+      attributes: {},
+      supersedes: [caller.certificate.serialHex],
+    });
   }
 
   /** POST /api/v1/krr (key revocation): revokes `serial` (default: the presenting certificate) if it belongs to the same device. */
