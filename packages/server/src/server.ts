@@ -25,6 +25,7 @@ import { revocationFeed } from "./http/revocation-feed.js";
 import { imprintRoutes } from "./protocols/imprint/routes.js";
 import { estClientCaNames, estRoutes } from "./protocols/est/routes.js";
 import { litebootRoutes } from "./protocols/liteboot/routes.js";
+import { litebootMtlsAcceptance, startMtlsTestServer, type MtlsTestServer } from "./protocols/liteboot/mtls-test-server.js";
 import { loadLitebootServerCertificate } from "./ca/import-liteboot.js";
 import { startWebhookWorker } from "./webhook/webhook-worker.js";
 import { createMetrics } from "./metrics.js";
@@ -121,9 +122,11 @@ export async function startServer(
 
   const listeners: Listener[] = [];
   let litebootListener: { listener: Listener; ownCertificate: boolean } | undefined;
+  let mtlsTest: MtlsTestServer | undefined;
   let plain: http.Server | undefined;
   let plainApp: ReturnType<typeof Fastify> | undefined;
   const closeAll = async (drainMs = 10_000) => {
+    if (mtlsTest) await mtlsTest.close();
     // Drain in-flight requests, but never wait forever on a connection a client keeps busy.
     const force = setTimeout(() => listeners.forEach((l) => l.server.closeAllConnections()), drainMs);
     // We listen() on our own https.Server, so Fastify's close() does not close it: do both.
@@ -163,6 +166,15 @@ export async function startServer(
       await listen(l);
       litebootListener = { listener: l, ownCertificate: own !== undefined };
     }
+    if (config.liteboot.mtlsListen) {
+      // liteboot's mTLS TCP test endpoint (spec §5): the liteboot listener's server certificate, client
+      // certificates chaining to our CA; bootstrap and revoked certificates are refused.
+      const own = litebootServerFiles(config.dataDir);
+      mtlsTest = await startMtlsTestServer({
+        ...config.liteboot.mtlsListen, cert: own?.cert ?? tls.cert, key: own?.key ?? tls.key, ca: authority.chainPem(),
+        isAcceptable: litebootMtlsAcceptance(authority), log: log.child({ listener: "liteboot-mtls" }),
+      });
+    }
     if (config.httpListen) {
       // Plain HTTP serves only what relying parties fetch without TLS: the CA chain and the CRL.
       plainApp = Fastify({ loggerInstance: log.child({ listener: "http" }), logController: new LogController({ disableRequestLogging: true }) });
@@ -188,6 +200,10 @@ export async function startServer(
     for (const l of listeners) {
       const own = l === litebootListener?.listener && litebootListener.ownCertificate ? litebootServerFiles(config.dataDir) : undefined;
       l.reloadTls(own ? { ...tls, ...own } : tls);
+    }
+    if (mtlsTest) {
+      const own = litebootServerFiles(config.dataDir);
+      mtlsTest.updateTls({ cert: own?.cert ?? tls.cert, key: own?.key ?? tls.key, ca: authority.chainPem() });
     }
     if (sc.renewed) log.info({ serial: sc.leaf.serialHex, notAfter: sc.leaf.notAfter }, "server certificate renewed");
     await authority.crl.rebuild();
@@ -218,6 +234,7 @@ export async function startServer(
     const lport = typeof a === "object" && a ? a.port : config.liteboot.listen?.port;
     print(`  liteboot: https://${hostForUrl(config.hostname)}:${lport}/api/v1/{cr,p10cr,ds,cs,cc,ccs,kur,krr} (client certificate required: tessera bootstrap issue --name LINE --out DIR)`);
   }
+  if (mtlsTest) print(`  liteboot mTLS test endpoint: ${hostForUrl(config.hostname)}:${mtlsTest.address.port}`);
   print(`  Store: ${store.kind === "sqlite" ? config.databaseUrl.replace(/^sqlite:/, "") : "PostgreSQL"}; try: curl --cacert ${p.chain} ${url}/healthz`);
 
   return {

@@ -15,6 +15,7 @@ import { EXIT, UsageError } from "./output.js";
 import type { Invocation } from "./main.js";
 import { certCommands } from "./commands-cert.js";
 import { deviceCommands } from "./commands-device.js";
+import { litebootDeviceCommands } from "./commands-liteboot-device.js";
 import { estCommands } from "./commands-est.js";
 import { bootstrapCommands } from "./commands-bootstrap.js";
 import { importCommands } from "./commands-import.js";
@@ -159,6 +160,7 @@ export const COMMANDS: Record<string, Command> = {
   "db migrate": dbMigrate,
   ...certCommands,
   ...deviceCommands,
+  ...litebootDeviceCommands,
   ...estCommands,
   ...importCommands,
   ...bootstrapCommands,

@@ -25,6 +25,10 @@ Commands:
   device list [--status active|pending|revoked|disabled] [--limit N]
   device show ID                A device, its attributes and its certificates
   device revoke ID [--reason R] Revoke a device and its unexpired certificates (R default cessationOfOperation)
+  device new [--bootstrap DIR] [--server URL] [--out DIR] [--ou LABEL] [--organization O]
+                                liteboot's new-device.sh: new UUID, key and CSR (/O=Test Vendor/CN=UUID/OU=Signing),
+                                enrolled over the liteboot API (default: [liteboot] listen, https://localhost:1443) with DIR's
+                                BOOTSTRAP.crt, BOOTSTRAP.key and CA.crt (default ./certs); writes OUT/certs/UUID.key, UUID.crt
   enroll list [--status pending|approved|rejected] [--limit N]
                                 Enrollment requests held for approval (default: pending)
   enroll approve REQUEST-ID     Approve; the device gets its certificate on its next enrollment

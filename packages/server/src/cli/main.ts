@@ -45,6 +45,10 @@ const OPTIONS = {
   label: { type: "string" },
   name: { type: "string" },
   out: { type: "string" },
+  bootstrap: { type: "string" },
+  server: { type: "string" },
+  ou: { type: "string" },
+  organization: { type: "string" },
 } as const;
 
 /** Parsed command line handed to a command. */
