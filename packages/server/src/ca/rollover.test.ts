@@ -168,6 +168,22 @@ test("createRollover: an imported CA without the root key is refused clearly", a
   assert.equal(fs.existsSync(caPaths(dataDir).rollover.dir), false);
 });
 
+test("createRollover: an imported CA that is its own root (liteboot's) rolls over with its one key", async () => {
+  const keys = await generateKeyPairAsync("ec-p256");
+  const now = Date.now();
+  const root = await createCaCertificate({
+    subject: [{ type: "O", value: "Linaro, LTD" }, { type: "CN", value: "LRC - 20220520043806" }], publicKey: keys.publicKey, privateKey: keys.privateKey,
+    notBefore: new Date(now - 86_400_000), notAfter: new Date(now + 365 * 86_400_000),
+  });
+  const dataDir = path.join(tempDir(), "data");
+  const passphrase = { file: path.join(dataDir, "ca-passphrase") };
+  await importCa({ dataDir, passphrase, certificatePem: pemEncode("CERTIFICATE", root.der), keyPem: keys.privateKey.export({ type: "sec1", format: "pem" }) as string });
+  const { rollover } = await createRollover({ dataDir, passphrase });
+  assert.ok(verifyCertificateSignature(rollover.newWithOld, certificatePublicKey(root)), "NewWithOld signed with the imported CA's key");
+  assert.ok(rollover.oldWithNew.spki.equals(root.spki));
+  assert.equal(loadCa(dataDir, passphrase).rollover?.newRoot.der.equals(rollover.newRoot.der), true);
+});
+
 test("createRollover: --key-type picks the new root's key type; a wrong passphrase is a key error", async () => {
   const { dataDir, passphrase } = await freshCa();
   await assert.rejects(createRollover({ dataDir, passphrase: { env: "wrong", file: passphrase.file } }), (err: unknown) => err instanceof TesseraError && err.code === "TESSERA_ERR_CA_KEY");
