@@ -9,10 +9,11 @@ import path from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { GENERATABLE_KEY_TYPES, type KeyUsage } from "@tessera/pki";
 import { cloneProfile, defaultCaPassphraseFile, defaultConfig, defaultDatabaseUrl, defaultListener, defaultProfiles } from "./defaults.js";
-import { existsSync } from "node:fs";
 import { formatDuration } from "./duration.js";
 import { Address, Parser, Table, address, bool, byteSize, databaseUrl, duration, extKeyUsage, filePath, formatAddress, hint, hostname, httpListen, int, isTable, list, listenerName, oneOf, show, text, validHost } from "./values.js";
-import type { EstCsrAttrConfig, EstLabelConfig, ListenerConfig, ProfileConfig, TesseraConfig } from "./types.js";
+import type { ListenerConfig, ProfileConfig, TesseraConfig } from "./types.js";
+import { Context, TableReader, type Source } from "./table-reader.js";
+import { crossCheckProtocols, protocolSettingKeys, readProtocolSections } from "./protocol-sections.js";
 
 /** One thing wrong with the configuration. */
 export interface ConfigProblem {
@@ -50,21 +51,12 @@ export interface LoadConfigResult {
   file?: string;
 }
 
-type Source = "default" | "file" | "env" | "flag";
 type Candidate<T> = { value: T; source: Source } | undefined;
 /** Checks one raw value (TOML value or env/flag string): returns it converted, or reports and returns undefined. `base` resolves relative paths. */
 
 const TOP_KEYS = ["data_dir", "hostname", "database_url", "ca_passphrase_file", "listen", "listeners", "http_listen", "body_limit",
   "log_level", "default_profile", "issuance_batch_max", "ca", "crl", "server_certificate", "sqlite", "profiles", "imprint", "est", "liteboot", "webhook"];
-const LITEBOOT_KEYS = ["listen", "mtls_listen", "profile", "verify_csr_signature", "subject_policy", "hubname", "mqtt_port", "append_hub_to_cr", "ccs"];
-const WEBHOOK_KEYS = ["url", "secret_file", "events", "max_attempts", "timeout"];
 const LISTENER_KEYS = ["name", "address", "client_cert", "client_ca_names", "protocols", "max_tls"];
-const EST_LABEL_KEYS = ["profile", "auth", "bootstrap_ca", "mode", "retry_after", "csr_attrs", "tls_unique", "serverkeygen_key_type",
-  "revoke_superseded", "realm"];
-/** BC's label charset (RFC 7030 §3.2.2 allows one path segment); operation names cannot be labels. */
-const EST_LABEL_RE = /^[0-9A-Za-z_\-.~!$&'()*+,;:=]+$/;
-const EST_OPERATIONS = ["cacerts", "simpleenroll", "simplereenroll", "csrattrs", "serverkeygen", "fullcmc"];
-const OID_RE = /^[0-2](\.(0|[1-9][0-9]*))+$/;
 const PROFILE_KEYS = ["validity", "backdate", "key_usage", "ext_key_usage", "basic_constraints", "subject_key_identifier",
   "authority_key_identifier", "serial", "serial_bytes", "subject", "sans", "min_rsa_bits", "ec_curves", "allow_ed25519", "allow_rsa"];
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const satisfies readonly TesseraConfig["logLevel"][];
@@ -74,51 +66,6 @@ const KEY_USAGES = Object.keys({ digitalSignature: 1, nonRepudiation: 1, keyEnci
 const EC_CURVES = ["P-256", "P-384", "P-521", "P-224"];
 /** Listener and profile names end up in dotted keys, logs and URLs; keep them plain. */
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
-
-/** Collects problems and records where each setting came from. */
-class Context {
-  readonly problems: ConfigProblem[] = [];
-  readonly sources: Record<string, Source> = {};
-  problem(key: string, source: string, message: string): void {
-    this.problems.push({ key, message, source });
-  }
-}
-
-/** A TOML table being read: reports keys it does not know (with a close match) and parses the ones it does. */
-class TableReader {
-  constructor(readonly ctx: Context, readonly table: Table, readonly prefix: string, known: readonly string[] | null, readonly base: string) {
-    for (const k of known ? Object.keys(table) : []) {
-      if (!known!.includes(k)) ctx.problem(this.key(k), "file", `unknown key${hint(k, known!)}`);
-    }
-  }
-  key(k: string): string {
-    return this.prefix ? `${this.prefix}.${k}` : k;
-  }
-  /** Reports a problem with this file at dotted `key`. */
-  problem(key: string, message: string): void {
-    this.ctx.problem(key, "file", message);
-  }
-  /** Parses key `k`; undefined when absent or bad (bad values are reported). */
-  get<T>(k: string, parser: Parser<T>): T | undefined {
-    const raw = this.table[k];
-    return raw === undefined ? undefined : parser(raw, (m) => this.ctx.problem(this.key(k), "file", m), this.base);
-  }
-  /** Parses key `k` and, when good, applies it and records setting `sourceKey` as set by the file. */
-  set<T>(k: string, parser: Parser<T>, apply: (v: T) => void, sourceKey = this.key(k)): void {
-    const v = this.get(k, parser);
-    if (v === undefined) return;
-    apply(v);
-    this.ctx.sources[sourceKey] = "file";
-  }
-  /** The sub-table under `k` (null `known` allows any key), or undefined when absent or not a table (reported). */
-  sub(k: string, known: readonly string[] | null): TableReader | undefined {
-    const raw = this.table[k];
-    if (raw === undefined) return undefined;
-    if (isTable(raw)) return new TableReader(this.ctx, raw, this.key(k), known, this.base);
-    this.ctx.problem(this.key(k), "file", `expected a table, got ${show(raw)}`);
-    return undefined;
-  }
-}
 
 /**
  * Builds the configuration: flags > environment > TOML file > defaults for
@@ -243,97 +190,7 @@ function readSections(top: TableReader | undefined, cfg: TesseraConfig): void {
   im?.set("revoke_superseded", bool, (v) => (cfg.imprint.revokeSuperseded = v));
   im?.set("allow_revoked_reenroll", bool, (v) => (cfg.imprint.allowRevokedReenroll = v));
   im?.set("reenroll_revokes_previous", bool, (v) => (cfg.imprint.reenrollRevokesPrevious = v));
-  readEst(top, cfg);
-  readLiteboot(top, cfg);
-  const wh = top?.sub("webhook", WEBHOOK_KEYS);
-  wh?.set("url", webhookUrl, (v) => (cfg.webhook.url = v));
-  wh?.set("secret_file", filePath, (v) => (cfg.webhook.secretFile = v));
-  wh?.set("events", list(oneOf(["device.created"] as const), "list at least one event"), (v) => (cfg.webhook.events = v));
-  wh?.set("max_attempts", int(1, 1000), (v) => (cfg.webhook.maxAttempts = v));
-  wh?.set("timeout", duration(1), (v) => (cfg.webhook.timeout = v));
-}
-
-/** An http(s) URL for the webhook. */
-const webhookUrl: Parser<string> = (raw, report) => {
-  try {
-    const u = new URL(String(raw));
-    if (typeof raw === "string" && (u.protocol === "https:" || u.protocol === "http:")) return raw;
-  } catch {} // reported below
-  return void report(`expected an http:// or https:// URL, got ${show(raw)}`);
-};
-
-/** `[liteboot]` and `[liteboot.ccs.SCOPE]`. */
-function readLiteboot(top: TableReader | undefined, cfg: TesseraConfig): void {
-  const lb = top?.sub("liteboot", LITEBOOT_KEYS);
-  if (!lb) return;
-  const l = cfg.liteboot;
-  lb.set("listen", httpListen, (v) => (l.listen = v));
-  lb.set("mtls_listen", httpListen, (v) => (l.mtlsListen = v));
-  lb.set("profile", text, (v) => (l.profile = v));
-  lb.set("verify_csr_signature", bool, (v) => (l.verifyCsrSignature = v));
-  lb.set("subject_policy", oneOf(["uuid", "none"] as const), (v) => (l.subjectPolicy = v));
-  lb.set("hubname", text, (v) => (l.ccs.hubname = v));
-  lb.set("mqtt_port", int(0, 65535), (v) => (l.ccs.mqttPort = v));
-  lb.set("append_hub_to_cr", bool, (v) => (l.appendHubToCr = v));
-  const scopes = lb.sub("ccs", null);
-  for (const [scope, raw] of Object.entries(scopes?.table ?? {})) {
-    const key = `liteboot.ccs.${scope}`;
-    if (!isTable(raw)) {
-      lb.problem(key, `expected a table [liteboot.ccs.${scope}] with hubname and mqtt_port, got ${show(raw)}`);
-      continue;
-    }
-    const r = new TableReader(lb.ctx, raw, key, ["hubname", "mqtt_port"], lb.base);
-    const ccs = { ...l.ccs };
-    r.set("hubname", text, (v) => (ccs.hubname = v));
-    r.set("mqtt_port", int(0, 65535), (v) => (ccs.mqttPort = v));
-    l.ccsByScope[scope] = ccs;
-  }
-}
-
-/** A csr_attrs entry: an OID string, or { type = OID, values = [OID, …] }. */
-const csrAttr: Parser<EstCsrAttrConfig> = (raw, report) => {
-  if (typeof raw === "string") return OID_RE.test(raw) ? { oid: raw } : void report(`${show(raw)} is not a dotted OID`);
-  if (isTable(raw) && typeof raw["type"] === "string" && Array.isArray(raw["values"]) && raw["values"].length > 0 && Object.keys(raw).length === 2) {
-    const values = raw["values"];
-    const bad = [raw["type"], ...values].find((v) => typeof v !== "string" || !OID_RE.test(v));
-    if (bad !== undefined) return void report(`${show(bad)} is not a dotted OID`);
-    return { type: raw["type"], values: values as string[] };
-  }
-  return void report(`expected an OID string or { type = "OID", values = ["OID", …] }, got ${show(raw)}`);
-};
-
-/** Applies one EST label table over `l`. */
-function readEstLabel(r: TableReader, l: EstLabelConfig): void {
-  r.set("profile", text, (v) => (l.profile = v));
-  r.set("auth", oneOf(["basic", "certificate", "either", "both"] as const), (v) => (l.auth = v));
-  r.set("bootstrap_ca", list(filePath), (v) => (l.bootstrapCa = v));
-  r.set("mode", oneOf(["auto", "manual"] as const), (v) => (l.mode = v));
-  r.set("retry_after", duration(1), (v) => (l.retryAfter = v));
-  r.set("csr_attrs", list(csrAttr), (v) => (l.csrAttrs = v));
-  r.set("tls_unique", bool, (v) => (l.tlsUnique = v));
-  r.set("serverkeygen_key_type", oneOf(GENERATABLE_KEY_TYPES), (v) => (l.serverKeygenKeyType = v));
-  r.set("revoke_superseded", bool, (v) => (l.revokeSuperseded = v));
-  r.set("realm", text, (v) => (l.realm = v));
-}
-
-/** `[est]` (the label-less path) and `[est.labels.NAME]`, each label starting from `[est]`'s values. */
-function readEst(top: TableReader | undefined, cfg: TesseraConfig): void {
-  const est = top?.sub("est", [...EST_LABEL_KEYS, "labels"]);
-  if (!est) return;
-  readEstLabel(est, cfg.est.default);
-  const labels = est.sub("labels", null);
-  for (const [name, raw] of Object.entries(labels?.table ?? {})) {
-    const key = `est.labels.${name}`;
-    const copy = (): EstLabelConfig => ({ ...cfg.est.default, bootstrapCa: [...cfg.est.default.bootstrapCa], csrAttrs: [...cfg.est.default.csrAttrs] });
-    if (!EST_LABEL_RE.test(name) || EST_OPERATIONS.includes(name)) {
-      est.problem(key, "EST labels are one path segment of [0-9A-Za-z_-.~!$&'()*+,;:=] and not an operation name");
-    } else if (!isTable(raw)) est.problem(key, `expected a table [est.labels.${name}], got ${show(raw)}`);
-    else {
-      const l = copy();
-      readEstLabel(new TableReader(est.ctx, raw, key, EST_LABEL_KEYS, est.base), l);
-      cfg.est.labels[name] = l;
-    }
-  }
+  readProtocolSections(top, cfg);
 }
 
 /** Reads `[listen]` or `[[listeners]]`; undefined when the file has neither (the default listener stays). */
@@ -423,22 +280,7 @@ function crossCheck(ctx: Context, cfg: TesseraConfig): void {
   if (!Object.hasOwn(cfg.profiles, cfg.imprint.profile)) {
     ctx.problem("imprint.profile", "config", `no profile named ${JSON.stringify(cfg.imprint.profile)}${hint(cfg.imprint.profile, Object.keys(cfg.profiles))}`);
   }
-  const estLabels: Array<[string, EstLabelConfig]> = [["est", cfg.est.default], ...Object.entries(cfg.est.labels).map(([n, l]): [string, EstLabelConfig] => [`est.labels.${n}`, l])];
-  const estListeners = cfg.listeners.filter((l) => l.protocols.includes("*") || l.protocols.includes("est"));
-  for (const [key, l] of estLabels) {
-    if (!Object.hasOwn(cfg.profiles, l.profile)) ctx.problem(`${key}.profile`, "config", `no profile named ${JSON.stringify(l.profile)}${hint(l.profile, Object.keys(cfg.profiles))}`);
-    for (const f of l.bootstrapCa) if (!existsSync(f)) ctx.problem(`${key}.bootstrap_ca`, "config", `${f} does not exist`);
-    if (l.auth === "basic" && l.bootstrapCa.length > 0) ctx.problem(`${key}.bootstrap_ca`, "config", 'bootstrap certificates are not used with auth = "basic"');
-    // tls-unique is undefined in TLS 1.3 (RFC 7030 §3.5, RFC 9266): clients that can use 1.3 will, and could never link.
-    if (l.tlsUnique && !estListeners.some((x) => x.maxTls === "1.2")) {
-      ctx.problem(`${key}.tls_unique`, "config", 'needs a listener with max_tls = "1.2" that mounts est (tls-unique is undefined in TLS 1.3)');
-    }
-  }
-  if (!Object.hasOwn(cfg.profiles, cfg.liteboot.profile)) {
-    ctx.problem("liteboot.profile", "config", `no profile named ${JSON.stringify(cfg.liteboot.profile)}${hint(cfg.liteboot.profile, Object.keys(cfg.profiles))}`);
-  }
-  if (cfg.webhook.url !== null && cfg.webhook.secretFile === null) ctx.problem("webhook.secret_file", "config", "a webhook needs secret_file (the HMAC key that signs deliveries)");
-  if (cfg.webhook.secretFile !== null && !existsSync(cfg.webhook.secretFile)) ctx.problem("webhook.secret_file", "config", `${cfg.webhook.secretFile} does not exist`);
+  crossCheckProtocols(ctx, cfg);
   if (cfg.crl.refreshBefore >= cfg.crl.validity) ctx.problem("crl.refresh_before", "config", "must be shorter than crl.validity");
   if (cfg.serverCertificate.renewBefore >= cfg.serverCertificate.validity) {
     ctx.problem("server_certificate.renew_before", "config", "must be shorter than server_certificate.validity");
@@ -469,10 +311,7 @@ function sourcesOf(cfg: TesseraConfig, set: Record<string, Source>): Record<stri
     "server_certificate.validity", "server_certificate.renew_before", "sqlite.synchronous", "imprint.mode", "imprint.profile",
     "imprint.challenge_window", "imprint.revoke_superseded", "imprint.allow_revoked_reenroll", "imprint.reenroll_revokes_previous"];
   for (const l of cfg.listeners) for (const k of LISTENER_KEYS.slice(1)) keys.push(`listeners.${l.name}.${k}`);
-  for (const k of EST_LABEL_KEYS) keys.push(`est.${k}`);
-  for (const k of LITEBOOT_KEYS) if (k !== "ccs") keys.push(`liteboot.${k}`);
-  for (const k of WEBHOOK_KEYS) keys.push(`webhook.${k}`);
-  for (const name of Object.keys(cfg.est.labels)) for (const k of EST_LABEL_KEYS) keys.push(`est.labels.${name}.${k}`);
+  keys.push(...protocolSettingKeys(cfg));
   for (const name of Object.keys(cfg.profiles)) for (const k of PROFILE_KEYS) if (k !== "serial_bytes") keys.push(`profiles.${name}.${k}`);
   return Object.fromEntries(keys.map((k) => [k, set[k] ?? "default"]));
 }
