@@ -13,7 +13,7 @@ import { BOOTSTRAP_OU } from "../protocols/liteboot/service.js";
 import { TesseraError } from "../errors.js";
 import { parseDuration } from "../config/duration.js";
 import { EXIT, UsageError } from "./output.js";
-import { flag, withAuthority } from "./commands-cert.js";
+import { flag, listCredentialsCommand, withAuthority } from "./commands-cert.js";
 import type { Command } from "./commands.js";
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -75,17 +75,7 @@ const bootstrapIssue: Command = (inv) => {
   });
 };
 
-const bootstrapList: Command = (inv) =>
-  withAuthority(inv, async (_a, store) => {
-    const now = Date.now();
-    const rows = (await store.listCredentials("certificate")).map((c) => ({
-      name: c.name, scope: c.scope, uses: c.useCount, maxUses: c.maxUses, expiresAt: c.expiresAt?.toISOString() ?? null, sha256: c.hash,
-      state: c.revokedAt ? "revoked" : c.expiresAt && c.expiresAt.getTime() < now ? "expired" : c.maxUses !== null && c.useCount >= c.maxUses ? "exhausted" : "active",
-    }));
-    if (inv.io.json) inv.io.out(JSON.stringify(rows));
-    else for (const r of rows) inv.io.out(`${r.name.padEnd(24)} ${r.state.padEnd(9)} uses ${r.uses}${r.maxUses !== null ? "/" + r.maxUses : ""}  scope ${r.scope}  expires ${r.expiresAt ?? "never"}`);
-    return EXIT.ok;
-  });
+const bootstrapList: Command = listCredentialsCommand("certificate", (c) => ({ sha256: c.hash }));
 
 const bootstrapRevoke: Command = (inv) =>
   withAuthority(inv, async (authority, store) => {

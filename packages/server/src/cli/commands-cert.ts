@@ -9,7 +9,7 @@ import { parseNameString, parseSan, parseSerialInput, serialToHex, serialHexToDe
 import { openAuthority } from "../server.js";
 import { hashSecret } from "../authority/authorizers.js";
 import type { Authority } from "../authority/authority.js";
-import type { CertificateRecord, CertificateStatus, Store } from "../authority/ports.js";
+import type { CertificateRecord, CertificateStatus, CredentialKind, CredentialRecord, Store } from "../authority/ports.js";
 import { TesseraError } from "../errors.js";
 import { parseDuration } from "../config/duration.js";
 import { EXIT, UsageError } from "./output.js";
@@ -161,17 +161,26 @@ const secretCreate: Command = (inv) => {
   });
 };
 
-const secretList: Command = (inv) =>
-  withAuthority(inv, async (_a, store) => {
-    const now = Date.now();
-    const rows = (await store.listCredentials("secret")).map((c) => ({
-      name: c.name, scope: c.scope, uses: c.useCount, maxUses: c.maxUses, expiresAt: c.expiresAt?.toISOString() ?? null,
-      state: c.revokedAt ? "revoked" : c.expiresAt && c.expiresAt.getTime() < now ? "expired" : c.maxUses !== null && c.useCount >= c.maxUses ? "exhausted" : "active",
-    }));
-    if (inv.io.json) inv.io.out(JSON.stringify(rows));
-    else for (const r of rows) inv.io.out(`${r.name.padEnd(24)} ${r.state.padEnd(9)} uses ${r.uses}${r.maxUses !== null ? "/" + r.maxUses : ""}  scope ${r.scope}  expires ${r.expiresAt ?? "never"}`);
-    return EXIT.ok;
-  });
+/**
+ * Lists credentials of one kind (bootstrap secrets, bootstrap certificates):
+ * name, scope, uses, expiry and state, never the stored hash unless `extra` adds it.
+ */
+export function listCredentialsCommand(kind: CredentialKind, extra: (c: CredentialRecord) => Record<string, unknown> = () => ({})): Command {
+  return (inv) =>
+    withAuthority(inv, async (_a, store) => {
+      const now = Date.now();
+      const rows = (await store.listCredentials(kind)).map((c) => ({
+        name: c.name, scope: c.scope, uses: c.useCount, maxUses: c.maxUses, expiresAt: c.expiresAt?.toISOString() ?? null,
+        state: c.revokedAt ? "revoked" : c.expiresAt && c.expiresAt.getTime() < now ? "expired" : c.maxUses !== null && c.useCount >= c.maxUses ? "exhausted" : "active",
+        ...extra(c),
+      }));
+      if (inv.io.json) inv.io.out(JSON.stringify(rows));
+      else for (const r of rows) inv.io.out(`${r.name.padEnd(24)} ${r.state.padEnd(9)} uses ${r.uses}${r.maxUses !== null ? "/" + r.maxUses : ""}  scope ${r.scope}  expires ${r.expiresAt ?? "never"}`);
+      return EXIT.ok;
+    });
+}
+
+const secretList: Command = listCredentialsCommand("secret");
 
 const secretRevoke: Command = (inv) =>
   withAuthority(inv, async (_a, store) => {
