@@ -13,7 +13,7 @@ import * as path from "node:path";
 import { randomUUID } from "node:crypto";
 import { buildCsr, formatName, generateKeyPair, parseCertificate, pemEncode, serialToBigInt, spkiDer, type ParsedCertificate } from "@tessera/pki";
 import { loadCertificates, splitTrust, verifyPeer } from "@tessera/mtls";
-import { decodeFirstCbor } from "../protocols/liteboot/codec.js";
+import { crRequestCbor, decodeFirstCbor } from "../protocols/liteboot/codec.js";
 import { TesseraError } from "../errors.js";
 import { EXIT, UsageError } from "./output.js";
 import type { Invocation } from "./main.js";
@@ -25,13 +25,6 @@ const DEFAULT_SERVER = "https://localhost:1443";
 function flag(inv: Invocation, name: string): string | undefined {
   const v = inv.flags[name];
   return typeof v === "string" ? v : undefined;
-}
-
-/** The cr request body as make_csr_cbor.go writes it: an array of one byte string (the CSR DER), shortest heads. */
-export function crRequestCbor(csr: Buffer): Buffer {
-  const n = csr.length;
-  const head = n < 24 ? [0x40 | n] : n < 0x100 ? [0x58, n] : n < 0x10000 ? [0x59, n >> 8, n & 0xff] : [0x5a, (n >>> 24) & 0xff, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff];
-  return Buffer.concat([Buffer.from([0x81, ...head]), csr]);
 }
 
 /** The liteboot server: --server, else the configured liteboot listener (localhost for loopback and wildcard binds), else localhost:1443. */

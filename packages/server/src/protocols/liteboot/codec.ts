@@ -149,3 +149,10 @@ export function goJsonObject(body: Buffer): Record<string, unknown> | undefined 
   }
   return undefined;
 }
+
+/** The cr request body as make_csr_cbor.go writes it: an array of one byte string (the CSR DER), shortest heads. */
+export function crRequestCbor(csr: Buffer): Buffer {
+  const n = csr.length;
+  const head = n < 24 ? [0x40 | n] : n < 0x100 ? [0x58, n] : n < 0x10000 ? [0x59, n >> 8, n & 0xff] : [0x5a, (n >>> 24) & 0xff, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff];
+  return Buffer.concat([Buffer.from([0x81, ...head]), csr]);
+}

@@ -68,7 +68,4 @@ export function lb(base: string, ca: string, route: string, opts: { method?: str
 }
 
 /** The CBOR body of a cr request: an array holding the CSR as one byte string (make_csr_cbor.go). */
-export function crCbor(csr: Buffer): Buffer {
-  const head = csr.length < 256 ? Buffer.from([0x81, 0x58, csr.length]) : Buffer.from([0x81, 0x59, csr.length >> 8, csr.length & 0xff]);
-  return Buffer.concat([head, csr]);
-}
+export { crRequestCbor as crCbor } from "./codec.js";
