@@ -56,6 +56,7 @@ export const ERROR_CODES = {
   TESSERA_ERR_REQUEST_REJECTED: { kind: "forbidden", message: "enrollment request was rejected" },
   TESSERA_ERR_REQUEST_NOT_FOUND: { kind: "not_found", message: "enrollment request not found" },
   TESSERA_ERR_REQUEST_ALREADY_DECIDED: { kind: "conflict", message: "enrollment request already decided" },
+  TESSERA_ERR_REQUEST_DUPLICATE: { kind: "conflict", message: "a request with this CSR already exists" },
   TESSERA_ERR_NOT_FOUND: { kind: "not_found", message: "not found" },
   TESSERA_ERR_METHOD_NOT_ALLOWED: { kind: "bad_request", message: "method not allowed" },
   TESSERA_ERR_CA_NOT_INITIALIZED: { kind: "unavailable", message: "certificate authority not initialized" },

@@ -25,6 +25,7 @@ import { revocationFeed } from "./http/revocation-feed.js";
 import { imprintRoutes } from "./protocols/imprint/routes.js";
 import { estClientCaNames, estRoutes } from "./protocols/est/routes.js";
 import { litebootRoutes } from "./protocols/liteboot/routes.js";
+import { caramelRoutes } from "./protocols/caramel/routes.js";
 import { litebootMtlsAcceptance, startMtlsTestServer, type MtlsTestServer } from "./protocols/liteboot/mtls-test-server.js";
 import { loadLitebootServerCertificate } from "./ca/import-liteboot.js";
 import { startWebhookWorker } from "./webhook/webhook-worker.js";
@@ -65,7 +66,9 @@ export async function openAuthority(config: TesseraConfig, log: Logger, env: Nod
     }
     const ca = loadCa(config.dataDir, passphrase);
     const crlUrls = config.httpListen ? [`http://${hostForUrl(config.hostname)}:${config.httpListen.port}/crl`] : undefined;
-    const profiles = await compileProfiles(config.profiles, ca.issuer, { crl: crlUrls });
+    const skipped: string[] = [];
+    const profiles = await compileProfiles(config.profiles, ca, { crl: crlUrls }, skipped);
+    for (const why of skipped) log.warn(`profile not available: ${why}`);
     const authority = new Authority({
       store,
       ca,
@@ -110,6 +113,7 @@ export async function startServer(
     ensureServerCertificate({ dataDir: config.dataDir, hostname: config.hostname, authority, renewBeforeSeconds: config.serverCertificate.renewBefore, now: new Date() });
   let tls = tlsFrom(await serverCert());
   const metrics = createMetrics(authority);
+  const caramel = caramelRoutes({ authority, config: config.caramel, now: () => clock.now() });
   const protocols: ProtocolModule[] = [
     coreRoutes({ authority, store, metrics }),
     nativeRoutes({ authority }),
@@ -117,6 +121,7 @@ export async function startServer(
     imprintRoutes({ authority, config: config.imprint, now: () => clock.now() }),
     estRoutes({ authority, config: config.est, now: () => clock.now() }),
     litebootRoutes({ authority, config: config.liteboot, events: config.webhook.url ? config.webhook.events : [] }),
+    caramel.module,
     ...(opts.extraProtocols?.(authority) ?? []),
   ];
 
@@ -213,6 +218,11 @@ export async function startServer(
   const crlTimer = setInterval(() => void authority.currentCrl().catch((err) => log.error({ err }, "CRL refresh failed")), 60_000).unref();
   // Revocations made by the CLI or another replica reach the CRL cache and the live feed within seconds.
   authority.revocations.start(2_000, (err) => log.error({ err }, "revocation poll failed"));
+  // Caramel: re-sign certificates ahead of expiry, so a polling client finds a fresh one (no cron job).
+  const mountedCaramel = config.listeners.some((l) => l.protocols.includes("*") || l.protocols.includes("caramel"));
+  const caramelTimer = mountedCaramel && config.caramel.refreshBefore > 0
+    ? setInterval(() => void caramel.service.refresh((msg, err) => log.error({ err }, msg)).then((n) => n > 0 && log.info({ count: n }, "caramel certificates re-signed")), config.caramel.refreshInterval * 1000).unref()
+    : undefined;
   // New-device notifications from the outbox (docs/webhooks.md); a no-op without [webhook] url.
   const webhook = startWebhookWorker({ config: config.webhook, store, clock, log: log.child({ component: "webhook" }) });
 
@@ -229,6 +239,7 @@ export async function startServer(
     const named = Object.keys(config.est.labels);
     print(`  EST (RFC 7030): ${url}/.well-known/est/{cacerts,simpleenroll,simplereenroll,csrattrs,serverkeygen}${named.length ? `; labels: ${named.join(", ")}` : ""} (users: tessera est user add NAME --password P)`);
   }
+  if (mounted("caramel")) print(`  Caramel: ${url}/root.crt, POST/GET ${url}/<sha256 of the CSR> (${config.caramel.mode} signing: tessera caramel list|sign|reject)`);
   if (litebootListener) {
     const a = litebootListener.listener.server.address();
     const lport = typeof a === "object" && a ? a.port : config.liteboot.listen?.port;
@@ -247,6 +258,7 @@ export async function startServer(
     async close(drainMs?: number) {
       clearInterval(renewTimer);
       clearInterval(crlTimer);
+      if (caramelTimer) clearInterval(caramelTimer);
       authority.revocations.stop();
       await webhook.stop();
       await closeAll(drainMs);

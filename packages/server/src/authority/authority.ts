@@ -10,6 +10,7 @@ import {
   keyTypeName, parseAndVerifyCsr, parseCsr, checkCsrPolicy, parseCrlReason, pemEncode, sha256Hex, type Issuer, type NameAttribute,
   serialToHex, type ParsedCertificate, type ParsedCsr, type SubjectAltName,
 } from "@tessera/pki";
+import type { KeyObject } from "node:crypto";
 import { TesseraError, toTesseraError } from "../errors.js";
 import type { Authorizer, Credential } from "./authorizers.js";
 import { BatchWriter } from "./batch-writer.js";
@@ -58,7 +59,7 @@ export interface IssuedCertificate {
   record: CertificateRecord;
   der: Buffer;
   pem: string;
-  /** Issuing CA first, then up to (not including) the root. */
+  /** The issuing CA (when it is not the root), up to (not including) the root. */
   chain: ParsedCertificate[];
 }
 
@@ -74,6 +75,8 @@ export interface CaMaterial {
    * by the old root (NewWithOld). EST /cacerts serves them (RFC 7030 §4.1.3).
    */
   rollover?: { newRoot: ParsedCertificate; oldWithNew: ParsedCertificate; newWithOld: ParsedCertificate };
+  /** The root's private key, when available: profiles with `issuer = "root"` sign with it (Caramel). */
+  rootKey?: KeyObject;
 }
 
 /** Everything the authority needs, injected by the composition root. */
@@ -210,7 +213,7 @@ export class Authority {
     const now = this.deps.clock.now();
     const nowSec = Math.floor(now.getTime() / 1000) * 1000;
     const validity = Math.min(cfg.validity, req.validitySeconds ?? cfg.validity);
-    const issuerCert = this.deps.ca.issuer.certificate;
+    const issuerCert = profile.issuer.certificate;
     const notBefore = new Date(Math.max(nowSec - cfg.backdate * 1000, issuerCert.notBefore.getTime()));
     // RFC 5280 §6.1.3: a certificate outliving its issuer fails validation after the issuer expires.
     const notAfter = new Date(Math.min(nowSec + validity * 1000, issuerCert.notAfter.getTime()));
@@ -255,7 +258,7 @@ export class Authority {
       outbox: req.outbox,
     });
     if (req.revokeSuperseded && req.supersedes?.length) this.revocations.revokedHere(req.supersedes, now, "superseded");
-    return { record, der, pem: pemEncode("CERTIFICATE", der), chain: [issuerCert] };
+    return { record, der, pem: pemEncode("CERTIFICATE", der), chain: issuerCert.der.equals(this.deps.ca.root.der) ? [] : [issuerCert] };
   }
 
   /**

@@ -198,6 +198,34 @@ export class DeviceRegistry {
     };
   }
 
+  /**
+   * Stores a request that is identified by its CSR's hash (Caramel: the
+   * client polls by the SHA-256 of the exact bytes it posted), pending.
+   * Throws TESSERA_ERR_REQUEST_DUPLICATE if that hash is already stored, in
+   * any state (also when two posts race: the store's unique index decides).
+   */
+  async submitByHash(input: { protocol: string; csr: Buffer; csrSha256: string; subject: string; profile: string; attributes: Record<string, string> }): Promise<EnrollmentRequestRecord> {
+    const duplicate = () => new TesseraError("TESSERA_ERR_REQUEST_DUPLICATE", { detail: input.csrSha256 });
+    if (await this.store.getRequestByCsrHash(input.csrSha256)) throw duplicate();
+    const request: EnrollmentRequestRecord = {
+      id: randomUUID(), protocol: input.protocol, deviceId: null, csrSha256: input.csrSha256, csr: input.csr, subject: input.subject, profile: input.profile,
+      status: "pending", createdAt: this.clock.now(), decidedAt: null, decidedBy: null, reason: null, certificateSerial: null, attributes: input.attributes,
+    };
+    try {
+      await this.store.createRequest(request);
+    } catch (err) {
+      if (await this.store.getRequestByCsrHash(input.csrSha256)) throw duplicate();
+      throw err;
+    }
+    await this.store.appendAudit({ at: request.createdAt, actor: "anonymous", action: "request.created", target: request.id, detail: { protocol: input.protocol, sha256: input.csrSha256 } });
+    return request;
+  }
+
+  /** A request by the SHA-256 of its CSR bytes, or by id. */
+  async findRequest(idOrHash: string): Promise<EnrollmentRequestRecord | undefined> {
+    return /^[0-9a-f]{64}$/.test(idOrHash) ? this.store.getRequestByCsrHash(idOrHash) : this.store.getRequest(idOrHash);
+  }
+
   /** Pending and decided enrollment requests, oldest first. */
   listRequests(query?: { status?: EnrollmentRequestRecord["status"]; protocol?: string; deviceId?: string; limit?: number }): Promise<EnrollmentRequestRecord[]> {
     return this.store.listRequests(query);

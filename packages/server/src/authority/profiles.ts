@@ -9,6 +9,8 @@ import type { ProfileConfig } from "../config/types.js";
 export interface CompiledProfile {
   name: string;
   config: ProfileConfig;
+  /** The CA that signs this profile's certificates (the issuing CA, or the root for `issuer = "root"`). */
+  issuer: Issuer;
   template: CertificateTemplate;
   policy: CsrPolicy;
 }
@@ -27,18 +29,32 @@ export function extensionSpec(config: ProfileConfig, urls: { crl?: string[]; ocs
   };
 }
 
-/** Compiles every profile for `issuer` (one library-generated template each, made once). */
+/**
+ * Compiles every profile (one library-generated template each, made once)
+ * for its issuer: the issuing CA, or the root for `issuer = "root"`. A root
+ * profile is left out, with a note in `skipped`, when the root key is not
+ * available (an imported CA without it); CRL URLs go only on profiles of
+ * the issuing CA, whose CRL they name.
+ */
 export async function compileProfiles(
   profiles: Record<string, ProfileConfig>,
-  issuer: Issuer,
+  ca: { issuer: Issuer; root: Issuer["certificate"]; rootKey?: Issuer["privateKey"] },
   urls: { crl?: string[]; ocsp?: string[] } = {},
+  skipped: string[] = [],
 ): Promise<Map<string, CompiledProfile>> {
   const out = new Map<string, CompiledProfile>();
   for (const [name, config] of Object.entries(profiles)) {
+    const fromRoot = config.issuer === "root";
+    if (fromRoot && !ca.rootKey) {
+      skipped.push(`${name}: issuer = "root" but the root CA key is not available`);
+      continue;
+    }
+    const issuer = fromRoot ? { certificate: ca.root, privateKey: ca.rootKey! } : ca.issuer;
     out.set(name, {
       name,
       config,
-      template: await CertificateTemplate.create(extensionSpec(config, urls), issuer),
+      issuer,
+      template: await CertificateTemplate.create(extensionSpec(config, fromRoot ? {} : urls), issuer),
       policy: { minRsaBits: config.minRsaBits, ecCurves: config.ecCurves, allowEd25519: config.allowEd25519, allowRsa: config.allowRsa },
     });
   }

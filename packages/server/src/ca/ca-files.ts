@@ -210,7 +210,27 @@ export function loadCa(dataDir: string, passphrase: PassphraseSource): CaMateria
     throw new TesseraError("TESSERA_ERR_CA_KEY", { message: "CA key does not match the issuing certificate" });
   }
   const rollover = loadRollover(p.rollover, root);
-  return rollover ? { root, issuer: { certificate, privateKey }, rollover } : { root, issuer: { certificate, privateKey } };
+  const rootKey = loadRootKey(p, root, certificate, privateKey, pass);
+  return { root, issuer: { certificate, privateKey }, ...(rootKey ? { rootKey } : {}), ...(rollover ? { rollover } : {}) };
+}
+
+/**
+ * The root's private key, for profiles that issue from the root (Caramel's
+ * clients trust one self-signed CA and verify with its key): root.key.pem,
+ * or the issuing key when the root issues itself (an imported single-level
+ * CA). Undefined when neither is there (an imported CA without its root key).
+ */
+function loadRootKey(p: ReturnType<typeof caPaths>, root: ParsedCertificate, issuer: ParsedCertificate, issuerKey: KeyObject, pass: string): KeyObject | undefined {
+  if (root.der.equals(issuer.der)) return issuerKey;
+  if (!fs.existsSync(p.rootKey)) return undefined;
+  let key: KeyObject;
+  try {
+    key = importPrivateKey(fs.readFileSync(p.rootKey, "utf8"), pass);
+  } catch (err) {
+    throw new TesseraError("TESSERA_ERR_CA_KEY", { message: err instanceof PkiError ? err.message : "root CA key cannot be loaded", detail: p.rootKey, cause: err });
+  }
+  if (!keysMatch(key, certificatePublicKey(root))) throw new TesseraError("TESSERA_ERR_CA_KEY", { message: "root CA key does not match root.pem", detail: p.rootKey });
+  return key;
 }
 
 /**

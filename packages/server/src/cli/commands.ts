@@ -18,6 +18,7 @@ import { deviceCommands } from "./commands-device.js";
 import { litebootDeviceCommands } from "./commands-liteboot-device.js";
 import { estCommands } from "./commands-est.js";
 import { bootstrapCommands } from "./commands-bootstrap.js";
+import { caramelCommands } from "./commands-caramel.js";
 import { importCommands } from "./commands-import.js";
 
 /** A command handler: returns the exit code. */
@@ -164,4 +165,5 @@ export const COMMANDS: Record<string, Command> = {
   ...estCommands,
   ...importCommands,
   ...bootstrapCommands,
+  ...caramelCommands,
 };

@@ -41,6 +41,10 @@ Commands:
                                 Issue a liteboot factory bootstrap certificate + key into DIR
   bootstrap list                List bootstrap certificates, their uses and state
   bootstrap revoke NAME         Revoke a bootstrap certificate (and put it on the CRL)
+  caramel list                  Caramel CSRs not rejected: ID, CN, SHA-256, newest notAfter (signed first)
+  caramel sign ID|SHA256 [--long]
+                                Sign a Caramel CSR (short lifetime, or the long one)
+  caramel reject ID|SHA256      Reject a Caramel CSR (its client gets 403 and starts over)
 
 Global options:
   --config FILE                 TOML configuration file (default ./tessera.toml if present)

@@ -45,6 +45,7 @@ const OPTIONS = {
   label: { type: "string" },
   name: { type: "string" },
   out: { type: "string" },
+  long: { type: "boolean" },
   bootstrap: { type: "string" },
   server: { type: "string" },
   ou: { type: "string" },

@@ -27,6 +27,7 @@ const BASE_PROFILE: ProfileConfig = {
   ecCurves: ["P-256", "P-384", "P-521"],
   allowEd25519: true,
   allowRsa: true,
+  issuer: "issuing",
 };
 
 /** Deep copy of a profile, so callers can change the copy without touching a shared default. */
@@ -71,6 +72,18 @@ export function defaultProfiles(): Record<string, ProfileConfig> {
       serial: { kind: "int64" },
       allowRsa: false,
       allowEd25519: false,
+    },
+    // Caramel's certificate (spec §4): signed by the root (its clients trust one self-signed CA and verify
+    // with its key), subject as in the CSR, SAN DNS:<CN>, EKU clientAuth + serverAuth, CA:FALSE, no keyUsage.
+    // Lifetimes come from [caramel]; the validity here is only the upper bound.
+    caramel: {
+      ...cloneProfile(BASE_PROFILE),
+      validity: 3650 * DAY,
+      backdate: 0,
+      keyUsage: [],
+      extKeyUsage: ["clientAuth", "serverAuth"],
+      sans: "request",
+      issuer: "root",
     },
     // Factory bootstrap certificates (tessera bootstrap issue): liteboot's OU marks them (spec §1); clientAuth only.
     bootstrap: {
@@ -148,6 +161,7 @@ export function defaultConfig(cwd: string): TesseraConfig {
       ccsByScope: {},
       appendHubToCr: false,
     },
+    caramel: { mode: "manual", profile: "caramel", lifetimeShort: 48 * 3600, lifetimeLong: 30 * DAY, refreshBefore: DAY, refreshInterval: 5 * MINUTE, renewWithCertificate: true },
     webhook: { url: null, secretFile: null, events: ["device.created"], maxAttempts: 20, timeout: 10 },
     issuanceBatchMax: 256,
     sources: {},

@@ -55,10 +55,10 @@ type Candidate<T> = { value: T; source: Source } | undefined;
 /** Checks one raw value (TOML value or env/flag string): returns it converted, or reports and returns undefined. `base` resolves relative paths. */
 
 const TOP_KEYS = ["data_dir", "hostname", "database_url", "ca_passphrase_file", "listen", "listeners", "http_listen", "body_limit",
-  "log_level", "default_profile", "issuance_batch_max", "ca", "crl", "server_certificate", "sqlite", "profiles", "imprint", "est", "liteboot", "webhook"];
+  "log_level", "default_profile", "issuance_batch_max", "ca", "crl", "server_certificate", "sqlite", "profiles", "imprint", "est", "liteboot", "caramel", "webhook"];
 const LISTENER_KEYS = ["name", "address", "client_cert", "client_ca_names", "protocols", "max_tls"];
 const PROFILE_KEYS = ["validity", "backdate", "key_usage", "ext_key_usage", "basic_constraints", "subject_key_identifier",
-  "authority_key_identifier", "serial", "serial_bytes", "subject", "sans", "min_rsa_bits", "ec_curves", "allow_ed25519", "allow_rsa"];
+  "authority_key_identifier", "serial", "serial_bytes", "subject", "sans", "min_rsa_bits", "ec_curves", "allow_ed25519", "allow_rsa", "issuer"];
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const satisfies readonly TesseraConfig["logLevel"][];
 // A Record keyed by KeyUsage makes the compiler flag a usage added to the pki type but missing here.
 const KEY_USAGES = Object.keys({ digitalSignature: 1, nonRepudiation: 1, keyEncipherment: 1, dataEncipherment: 1, keyAgreement: 1,
@@ -253,6 +253,7 @@ function readProfile(ctx: Context, r: TableReader, basis: ProfileConfig): Profil
   r.set("ec_curves", list(oneOf(EC_CURVES)), (v) => (p.ecCurves = v));
   r.set("allow_ed25519", bool, (v) => (p.allowEd25519 = v));
   r.set("allow_rsa", bool, (v) => (p.allowRsa = v));
+  r.set("issuer", oneOf(["issuing", "root"] as const), (v) => (p.issuer = v));
   const kind = r.get("serial", oneOf(["random", "int64"] as const)) ?? p.serial.kind;
   const bytes = r.get("serial_bytes", int(8, 20));
   if (kind === "int64" && bytes !== undefined) ctx.problem(r.key("serial_bytes"), "file", 'serial_bytes only applies to serial = "random"');

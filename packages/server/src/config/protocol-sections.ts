@@ -19,10 +19,20 @@ const OID_RE = /^[0-2](\.(0|[1-9][0-9]*))+$/;
 const LITEBOOT_KEYS = ["listen", "mtls_listen", "profile", "verify_csr_signature", "subject_policy", "hubname", "mqtt_port", "append_hub_to_cr", "ccs"];
 const WEBHOOK_KEYS = ["url", "secret_file", "events", "max_attempts", "timeout"];
 
-/** Applies `[est]`, `[liteboot]` and `[webhook]`. */
+const CARAMEL_KEYS = ["mode", "profile", "lifetime_short", "lifetime_long", "refresh_before", "refresh_interval", "renew_with_certificate"];
+
+/** Applies `[est]`, `[liteboot]`, `[caramel]` and `[webhook]`. */
 export function readProtocolSections(top: TableReader | undefined, cfg: TesseraConfig): void {
   readEst(top, cfg);
   readLiteboot(top, cfg);
+  const cm = top?.sub("caramel", CARAMEL_KEYS);
+  cm?.set("mode", oneOf(["manual", "auto"] as const), (v) => (cfg.caramel.mode = v));
+  cm?.set("profile", text, (v) => (cfg.caramel.profile = v));
+  cm?.set("lifetime_short", duration(60), (v) => (cfg.caramel.lifetimeShort = v));
+  cm?.set("lifetime_long", duration(60), (v) => (cfg.caramel.lifetimeLong = v));
+  cm?.set("refresh_before", duration(0), (v) => (cfg.caramel.refreshBefore = v));
+  cm?.set("refresh_interval", duration(1), (v) => (cfg.caramel.refreshInterval = v));
+  cm?.set("renew_with_certificate", bool, (v) => (cfg.caramel.renewWithCertificate = v));
   const wh = top?.sub("webhook", WEBHOOK_KEYS);
   wh?.set("url", webhookUrl, (v) => (cfg.webhook.url = v));
   wh?.set("secret_file", filePath, (v) => (cfg.webhook.secretFile = v));
@@ -127,6 +137,13 @@ export function crossCheckProtocols(ctx: Context, cfg: TesseraConfig): void {
       ctx.problem(`${key}.tls_unique`, "config", 'needs a listener with max_tls = "1.2" that mounts est (tls-unique is undefined in TLS 1.3)');
     }
   }
+  if (!Object.hasOwn(cfg.profiles, cfg.caramel.profile)) {
+    ctx.problem("caramel.profile", "config", `no profile named ${JSON.stringify(cfg.caramel.profile)}${hint(cfg.caramel.profile, Object.keys(cfg.profiles))}`);
+  }
+  if (cfg.caramel.lifetimeShort > cfg.caramel.lifetimeLong) ctx.problem("caramel.lifetime_short", "config", "must not be longer than caramel.lifetime_long");
+  if (cfg.caramel.refreshBefore >= cfg.caramel.lifetimeShort && cfg.caramel.refreshBefore > 0) {
+    ctx.problem("caramel.refresh_before", "config", "must be shorter than caramel.lifetime_short, or every certificate would be re-signed at once");
+  }
   if (!Object.hasOwn(cfg.profiles, cfg.liteboot.profile)) {
     ctx.problem("liteboot.profile", "config", `no profile named ${JSON.stringify(cfg.liteboot.profile)}${hint(cfg.liteboot.profile, Object.keys(cfg.profiles))}`);
   }
@@ -141,5 +158,6 @@ export function protocolSettingKeys(cfg: TesseraConfig): string[] {
   for (const name of Object.keys(cfg.est.labels)) for (const k of EST_LABEL_KEYS) keys.push(`est.labels.${name}.${k}`);
   for (const k of LITEBOOT_KEYS) if (k !== "ccs") keys.push(`liteboot.${k}`);
   for (const k of WEBHOOK_KEYS) keys.push(`webhook.${k}`);
+  for (const k of CARAMEL_KEYS) keys.push(`caramel.${k}`);
   return keys;
 }

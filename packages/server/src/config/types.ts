@@ -54,6 +54,8 @@ export interface ProfileConfig {
   ecCurves: string[];
   allowEd25519: boolean;
   allowRsa: boolean;
+  /** Which CA signs: "issuing" (default) or "root" (for clients that trust one self-signed CA, like Caramel's). */
+  issuer: "issuing" | "root";
 }
 
 /** The imprint-compatible front-end (docs/protocols/imprint.md). */
@@ -139,6 +141,24 @@ export interface LitebootConfig {
   appendHubToCr: boolean;
 }
 
+/** The Caramel-compatible CSR-polling front-end (docs/protocols/caramel.md). */
+export interface CaramelConfig {
+  /** "manual" (default): an operator signs with `tessera caramel sign`; "auto": CSRs whose CN is a UUID not seen before are signed at once. */
+  mode: "manual" | "auto";
+  /** Profile of its certificates (default "caramel": signed by the root, EKU clientAuth + serverAuth, SAN DNS:<CN>). */
+  profile: string;
+  /** Lifetime of a normal signature, seconds (default 48 h). */
+  lifetimeShort: number;
+  /** Lifetime with `--long`, seconds (default 30 days). */
+  lifetimeLong: number;
+  /** The scheduler re-signs certificates this long before they expire, seconds (default 24 h); 0 turns refresh off. */
+  refreshBefore: number;
+  /** How often the scheduler looks, seconds (default 5 min). */
+  refreshInterval: number;
+  /** Sign at once when the poster presents its current valid certificate for the same subject (default true). */
+  renewWithCertificate: boolean;
+}
+
 /** Webhook notifications (new devices), delivered from a persisted outbox. */
 export interface WebhookConfig {
   /** Where to POST (http or https); null: no webhook. */
@@ -198,6 +218,7 @@ export interface TesseraConfig {
   imprint: ImprintConfig;
   est: EstConfig;
   liteboot: LitebootConfig;
+  caramel: CaramelConfig;
   webhook: WebhookConfig;
   /** Group commit: most issuances per transaction (default 256). */
   issuanceBatchMax: number;

@@ -79,6 +79,8 @@ export async function createListener(opts: {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: opts.bodyLimit,
     return503OnClosing: true,
+    // "//<path>" is "/<path>": Caramel's shell client builds such URLs (spec caramel.md §1).
+    routerOptions: { ignoreDuplicateSlashes: true },
     forceCloseConnections: "idle",
     serverFactory: (handler) => {
       server = https.createServer(secureOptions(cfg, opts.tls), handler);
