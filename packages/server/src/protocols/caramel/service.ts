@@ -76,7 +76,7 @@ export class CaramelService {
   /** POST /{sha256} checks 4–7 (spec §2.1) and storage. Returns the stored request. */
   async submit(body: Buffer, sha256: string, presented?: ParsedCertificate): Promise<EnrollmentRequestRecord> {
     const text = body.toString("latin1");
-    const blocks = /^-----BEGIN CERTIFICATE REQUEST-----\n((?:[A-Za-z0-9+/]{64}\n)*[A-Za-z0-9+/]{0,63}={0,2}\n)-----END CERTIFICATE REQUEST-----\n$/.exec(text);
+    const blocks = /^-----BEGIN CERTIFICATE REQUEST-----\n((?:[A-Za-z0-9+/=]{1,64}\n)+)-----END CERTIFICATE REQUEST-----\n$/.exec(text);
     // Canonical: re-encoding the parsed request as OpenSSL PEM gives the body back, byte for byte.
     const der = blocks ? Buffer.from(blocks[1]!.replace(/\n/g, ""), "base64") : undefined;
     if (!der || pemEncode("CERTIFICATE REQUEST", der) !== text) throw new CaramelFailure(400, "crypto error: invalid PEM reqtext");
