@@ -97,7 +97,7 @@ describe("defaults", () => {
     assert.deepEqual(c.profiles["device"], {
       validity: 365 * DAY, backdate: 300, keyUsage: ["digitalSignature"], extKeyUsage: ["clientAuth"], basicConstraints: true,
       subjectKeyIdentifier: true, authorityKeyIdentifier: true, serial: { kind: "random", bytes: 16 }, subject: "csr", sans: "csr",
-      minRsaBits: 2048, ecCurves: ["P-256", "P-384", "P-521"], allowEd25519: true, allowRsa: true,
+      minRsaBits: 2048, ecCurves: ["P-256", "P-384", "P-521"], allowEd25519: true, allowRsa: true, issuer: "issuing",
     });
     assert.deepEqual(c.profiles["server"], {
       ...c.profiles["device"], validity: 90 * DAY, keyUsage: ["digitalSignature", "keyEncipherment"], extKeyUsage: ["serverAuth"], sans: "request",
@@ -351,7 +351,7 @@ serial_bytes = 20
     assert.deepEqual(c.profiles["sensor"], {
       validity: 3650 * DAY, backdate: 3600, keyUsage: ["digitalSignature", "keyAgreement"], extKeyUsage: ["clientAuth", "1.3.6.1.4.1.99999.1"],
       basicConstraints: false, subjectKeyIdentifier: false, authorityKeyIdentifier: false, serial: { kind: "int64" }, subject: "request",
-      sans: "none", minRsaBits: 3072, ecCurves: ["P-256"], allowEd25519: false, allowRsa: false,
+      sans: "none", minRsaBits: 3072, ecCurves: ["P-256"], allowEd25519: false, allowRsa: false, issuer: "issuing",
     });
     assert.deepEqual(c.profiles["wide"], { ...defaults["device"], serial: { kind: "random", bytes: 20 } });
     assert.equal(c.defaultProfile, "sensor");
@@ -592,5 +592,16 @@ describe("[liteboot] and [webhook]", () => {
     assert.deepEqual(w.problems.map((p) => p.key), ["webhook.secret_file"]);
     const clash = await load(await workdir('[liteboot]\nlisten = "127.0.0.1:8443"\n'));
     assert.deepEqual(clash.problems.map((p) => p.key), ["liteboot.listen"]);
+  });
+});
+
+describe("[caramel]", () => {
+  test("defaults, values from the file, and checks across settings", async () => {
+    const d = await ok(await workdir());
+    assert.deepEqual([d.caramel.mode, d.caramel.lifetimeShort, d.caramel.lifetimeLong, d.profiles["caramel"]!.issuer], ["manual", 48 * 3600, 30 * DAY, "root"]);
+    const c = await ok(await workdir('[caramel]\nmode = "auto"\nlifetime_short = "72h"\nlifetime_long = "729h"\nrefresh_before = "0"\n'));
+    assert.deepEqual([c.caramel.mode, c.caramel.lifetimeShort, c.caramel.lifetimeLong, c.caramel.refreshBefore], ["auto", 72 * 3600, 729 * 3600, 0]);
+    const r = await load(await workdir('[caramel]\nmode = "sometimes"\nlifetime_short = "60d"\nrefresh_before = "90d"\nprofile = "nope"\n'));
+    assert.deepEqual(r.problems.map((p) => p.key).sort(), ["caramel.lifetime_short", "caramel.mode", "caramel.profile", "caramel.refresh_before"].sort(), JSON.stringify(r.problems));
   });
 });
