@@ -1,6 +1,6 @@
 /**
  * @tessera/client — the device SDK: fingerprint, identity store, protocol
- * clients (imprint, EST), renewal scheduling and reloadable TLS.
+ * clients (imprint, EST, Caramel), renewal scheduling and reloadable TLS.
  * Never imports @tessera/server.
  */
 
@@ -37,6 +37,26 @@ export {
 } from "./protocols/est/cacerts.js";
 export { EstError, type EstErrorInit, type EstErrorKind } from "./protocols/est/errors.js";
 export { checkEstServerIdentity, OID_CMC_RA, type EstOperation } from "./protocols/est/wire.js";
+
+// Caramel client (spec caramel.md): administered ensure loop and library mode.
+export {
+  CARAMEL_BACKOFF_BASE_MS, CARAMEL_BACKOFF_MAX_MS, CARAMEL_CLIENT_VERSION, caramelBackoffMs, CaramelClient, DEFAULT_CARAMEL_TIMEOUT_MS,
+  type CaramelClientOptions, type CaramelCurrentCertificate, type CaramelEnsureOptions, type CaramelEnsureResult, type CaramelPollOptions,
+  type CaramelPollResult, type CaramelRootOptions,
+} from "./protocols/caramel/client.js";
+export {
+  caramelEnroll, DEFAULT_CARAMEL_ENROLL_WAIT_MS, DEFAULT_CARAMEL_KEY_TYPE, type CaramelEnrollOptions, type CaramelEnrollResult,
+} from "./protocols/caramel/enroll.js";
+export { CaramelError, type CaramelErrorInit, type CaramelErrorKind } from "./protocols/caramel/errors.js";
+export {
+  buildCaramelCsr, caramelHash, caramelSubject, csrMatchesKey, MAX_CLIENT_ID_LENGTH, readCaramelCa, readCaramelCsr, verifyCaramelCertificate,
+  type CaramelCa, type CaramelCsr,
+} from "./protocols/caramel/request.js";
+export { caramelBaseUrl, userAgentWithId } from "./protocols/caramel/wire.js";
+
+// Single files and locks (the Caramel agent's; usable by any device program).
+export { createNewFile, readOptional, writeFileAtomic, type FileAttributes } from "./keystore/atomic-file.js";
+export { acquireFileLock, DEFAULT_LOCK_MAX_AGE_MS, type FileLockOptions, type HeldLock, type LockOwner } from "./keystore/file-lock.js";
 
 // Renewal in the background.
 export {

@@ -1,8 +1,8 @@
 /**
  * The agent's one-shot commands (fingerprint, enroll, renew, status) and the
  * command table the dispatcher uses (the `est …` commands are in
- * commands-est.ts). Each command is thin: read its options, make one SDK
- * call, print the result.
+ * commands-est.ts, `caramel` in commands-caramel.ts). Each command is thin:
+ * read its options, make one SDK call, print the result.
  */
 import { generateFingerprint } from "../fingerprint/fingerprint.js";
 import { isEnrolled } from "../keystore/store-dir.js";
@@ -10,6 +10,7 @@ import { ImprintError } from "../protocols/imprint/errors.js";
 import { DEFAULT_RENEWAL_THRESHOLD_MS, renewOrReenroll, type RenewOutcome } from "../protocols/imprint/renew-or-reenroll.js";
 import { EXIT, UsageError } from "./output.js";
 import { buildSecret, deviceFingerprint, duration, imprintClient, storeDir, str, type Invocation, type OptionName } from "./options.js";
+import { CARAMEL_COMMANDS } from "./commands-caramel.js";
 import { EST_COMMANDS } from "./commands-est.js";
 import { runCommand } from "./run.js";
 import { NO_SECRET_HINT, operations, renewalWindows, summarise, summaryLines, type Command } from "./shared.js";
@@ -97,4 +98,5 @@ export const COMMANDS: Record<string, { run: Command; options: readonly OptionNa
   status: { run: status, options: ["dir", "threshold"] },
   run: { run: runCommand, options: [...CLIENT, "threshold", "challenge-window", "interval", "jitter", "exec"] },
   ...EST_COMMANDS,
+  ...CARAMEL_COMMANDS,
 };

@@ -37,6 +37,16 @@ const OPTION_TEXT = {
   "rekey-type": ["--key-type T", "Type of the new key with --rekey (default: the current key's type)"],
   rekey: ["--rekey", "Reenroll with a new key (default: keep the key)"],
   wait: ["--wait D", "Wait at most D in all for a pending request, HTTP 202 (default 10m; 0: do not wait)"],
+  "caramel-server": ["--server HOST[:PORT]", "Caramel server (or an https URL); https://HOST[:PORT]/ is used (env TESSERA_SERVER)"],
+  id: ["--id CLIENT_ID", "Client id: the certificate's CN, 1-64 characters, a file name (env TESSERA_CN)"],
+  "caramel-dir": ["--dir DIR", "Directory of the key, request and certificate (env TESSERA_CERT_DIR; default .)"],
+  "caramel-ca": ["--ca FILE", "CA certificate (env TESSERA_CA; default DIR/certs/HOST[:PORT].cacert, downloaded if absent; required with --embedded)"],
+  "caramel-timeout": ["--timeout D", "Stop waiting for the signature after D (default 0: never); --embedded: the deadline of each request (default 30s)"],
+  "caramel-key-type": ["--key-type T", "Type of a new key: rsa-2048 (default; Caramel signs RSA only) or ec-p256, ec-p384, rsa-4096…"],
+  embedded: ["--embedded", "Embedded mode: one request round, one PEM file, a lock, exit 0/1/69/127 (see above)"],
+  pem: ["--pem FILE", "--embedded: the key and certificate file (default DIR/CLIENT_ID.pem)"],
+  owner: ["--owner UID[:GID]", "--embedded: owner of FILE, numeric (default: the agent's)"],
+  mode: ["--mode MODE", "--embedded: permission bits of FILE, octal (default 0600)"],
 } as const;
 
 type Described = keyof typeof OPTION_TEXT;
@@ -123,6 +133,49 @@ ${DURATIONS}
 `,
 } as const;
 
+/** Help of `caramel`, printed by `tessera-agent caramel --help`. */
+export const CARAMEL_COMMAND_HELP = {
+  caramel: `Usage: tessera-agent caramel --server HOST[:PORT] --id CLIENT_ID [options]
+       tessera-agent caramel --embedded --server HOST[:PORT] --id CLIENT_ID --ca FILE [options]
+
+Gets a certificate for CLIENT_ID from a Caramel server (Modio's Caramel or
+Tessera's Caramel front-end). The request's subject is the CA certificate's
+with the CN replaced by CLIENT_ID; the certificate served is checked (our
+key, signed by the CA, CN = CLIENT_ID) before anything is written.
+
+Administered host (default), as caramel-client-rs: makes DIR/CLIENT_ID.key
+(0600) and DIR/CLIENT_ID.csr once, downloads the CA certificate to --ca FILE
+only when that file does not exist (the server's TLS certificate must then
+chain to a public root), posts the request when the server does not know it,
+and polls (0.87s doubling up to 23s, ±15%) until it is signed or --timeout
+passes. The certificate goes to DIR/CLIENT_ID.crt, replaced atomically, with
+the server's Last-Modified as mtime. Exit 0 signed or unchanged; 1 still
+pending at --timeout, rejected (delete the .csr and .key the message names to
+start over), refused by the server (its reason is shown), TLS or network.
+
+Embedded (--embedded), for devices run from a timer: one request round, never
+a wait. Key and certificate are one PEM file (--pem FILE, the key then the
+certificate), replaced atomically with --mode and --owner; the request is
+FILE with .csr for .pem. The CA file must exist: it is never downloaded.
+While it works the run holds FILE.lock, created exclusively (O_EXCL) with its
+pid; a lock whose process is gone, or older than 10 minutes, is stale. It
+presents the certificate in FILE as TLS client certificate while valid and
+sends FILE's mtime as If-Modified-Since: on "not modified" FILE stays
+untouched. A rejected request is replaced in the same run by a new key and
+request. Exit 0 signed or unchanged, 1 another run holds the lock, 69
+pending, 127 anything else (bad options too).
+
+Both modes send User-Agent: tessera-agent-caramel/VERSION (CLIENT_ID).
+docs/systemd/ has a service and timer for either mode.
+
+Options:
+${optionLines(["caramel-server", "id", "caramel-dir", "caramel-ca", "caramel-timeout", "caramel-key-type", "embedded", "pem", "owner", "mode"])}
+${COMMON}
+
+${DURATIONS}
+`,
+} as const;
+
 /** Help of each command, printed by `tessera-agent <command> --help`. */
 export const COMMAND_HELP = {
   fingerprint: `Usage: tessera-agent fingerprint [--persist-dir DIR] [--prefer-persisted]
@@ -201,13 +254,15 @@ ${COMMON}
 ${DURATIONS}
 `,
   ...EST_COMMAND_HELP,
+  ...CARAMEL_COMMAND_HELP,
 } as const;
 
 /** The `tessera-agent --help` text. */
 export const HELP = `Usage: tessera-agent <command> [options]
 
-Device agent: enrolls this device with a Tessera (or imprint) server, or over
-EST (RFC 7030), keeps its certificate renewed and reports its state.
+Device agent: enrolls this device with a Tessera (or imprint) server, over
+EST (RFC 7030) or from a Caramel server, keeps its certificate renewed and
+reports its state.
 
 Commands:
   fingerprint [--persist-dir DIR] [--prefer-persisted]
@@ -232,6 +287,9 @@ Commands:
                               Renew the stored certificate over EST (mTLS)
   est serverkeygen --server URL [--user U] [--password P] [--subject DN]
                               Enroll over EST with a key the server generates
+  caramel --server HOST[:PORT] --id CLIENT_ID [--dir DIR] [--ca FILE] [--timeout D]
+          [--embedded [--pem FILE] [--owner UID[:GID]] [--mode 0600]]
+                              Get a certificate from a Caramel server
   help [COMMAND]              Show this help, or a command's
 
 Run 'tessera-agent <command> --help' for every option of a command.
@@ -241,6 +299,9 @@ Environment:
   TESSERA_BUILD_SECRET        Build secret when neither --secret nor --secret-file is given
   TESSERA_AGENT_DIR           Default of --dir (else ./tessera-identity)
   TESSERA_EST_PASSWORD        EST HTTP Basic password when --password is not given
+  TESSERA_CN                  caramel: default of --id
+  TESSERA_CA                  caramel: default of --ca
+  TESSERA_CERT_DIR            caramel: default of --dir (else .)
 
 Global options:
   --json                      Machine-readable output (run: one JSON object per line)
@@ -254,4 +315,6 @@ Exit codes:
   4  refused by the server (4xx: wrong secret or password, enrollment rejected, bad request)
   5  pending: the enrollment waits for operator approval (HTTP 202)
   6  status: the certificate has expired
+  69  caramel --embedded: pending (HTTP 202); there 1 means another run holds the lock
+  127  caramel --embedded: any other failure, usage errors included
 `;

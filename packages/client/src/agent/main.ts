@@ -5,6 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { COMMANDS } from "./commands.js";
+import { isEmbeddedCaramel } from "./commands-caramel.js";
 import { COMMAND_HELP, HELP } from "./help.js";
 import { OPTIONS, type Invocation, type OptionName } from "./options.js";
 import { EXIT, reportError, UsageError, type AgentIo } from "./output.js";
@@ -34,16 +35,24 @@ function unknownCommand(name: string): string {
 /**
  * Runs the agent CLI with `argv` (without node and the script) and returns
  * the exit code (see EXIT). `io` replaces standard output and error, and its
- * `signal` stops `run` (default: SIGTERM/SIGINT); `env` supplies
- * TESSERA_SERVER, TESSERA_BUILD_SECRET and TESSERA_AGENT_DIR.
+ * `signal` stops `run` (default: SIGTERM/SIGINT) and its `sleep` replaces
+ * caramel's waits; `env` supplies TESSERA_SERVER, TESSERA_BUILD_SECRET,
+ * TESSERA_AGENT_DIR and caramel's TESSERA_CA, TESSERA_CN, TESSERA_CERT_DIR.
  */
 export async function main(argv: string[], io?: Partial<Omit<AgentIo, "json">>, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const code = await dispatch(argv, io, env);
+  // `caramel --embedded` promises 0, 1, 69 or 127 only: a command-line mistake found before the command runs is 127 too.
+  return code === EXIT.usage && isEmbeddedCaramel(argv) ? EXIT.embeddedError : code;
+}
+
+async function dispatch(argv: string[], io: Partial<Omit<AgentIo, "json">> | undefined, env: NodeJS.ProcessEnv): Promise<number> {
   const out: AgentIo = {
     out: io?.out ?? ((t) => process.stdout.write(t + "\n")),
     err: io?.err ?? ((t) => process.stderr.write(t + "\n")),
     // Known before parsing so that a parse error is reported as JSON too.
     json: argv.includes("--json"),
     ...(io?.signal ? { signal: io.signal } : {}),
+    ...(io?.sleep ? { sleep: io.sleep } : {}),
   };
   let parsed;
   try {

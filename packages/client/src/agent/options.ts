@@ -41,6 +41,12 @@ export const OPTIONS = {
   "key-type": { type: "string" },
   rekey: { type: "boolean" },
   wait: { type: "string" },
+  // caramel
+  id: { type: "string" },
+  embedded: { type: "boolean" },
+  pem: { type: "string" },
+  owner: { type: "string" },
+  mode: { type: "string" },
 } as const;
 
 /** Name of an option in OPTIONS. */

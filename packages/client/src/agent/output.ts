@@ -23,6 +23,10 @@ export const EXIT = {
   pending: 5,
   /** `status` only: the stored certificate has expired. */
   expired: 6,
+  /** `caramel --embedded` only: the request is pending (HTTP 202); run again later (the Rust README's code). */
+  embeddedPending: 69,
+  /** `caramel --embedded` only: any failure but a held lock (which is 1), usage errors included. */
+  embeddedError: 127,
 } as const;
 
 /** Thrown for command-line mistakes (exit 2). */
@@ -43,6 +47,8 @@ export interface AgentIo {
   json: boolean;
   /** Stops `run` when aborted; when absent `run` listens for SIGTERM and SIGINT itself. */
   signal?: AbortSignal;
+  /** How `caramel` waits between polls (default setTimeout); tests and embedders pass a recorder. */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 /** What a 202 answer said, as far as it can be read (Tessera sends JSON with server_id and request_id). */
@@ -91,6 +97,8 @@ const CODE_NAMES: Record<number, string> = {
   [EXIT.refused]: "refused",
   [EXIT.pending]: "pending",
   [EXIT.expired]: "expired",
+  [EXIT.embeddedPending]: "pending",
+  [EXIT.embeddedError]: "error",
 };
 
 /** Name of an exit code as --json reports it ("failure", "usage", "not_enrolled", …). */
