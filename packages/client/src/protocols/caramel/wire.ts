@@ -7,6 +7,7 @@
 import * as tls from "node:tls";
 import { Agent, buildConnector, request, type Dispatcher } from "undici";
 import { CaramelError } from "./errors.js";
+import { classifyNetworkError } from "../network-error.js";
 
 /** Largest answer read; Caramel answers are a certificate or a short JSON body. */
 export const MAX_ANSWER_BYTES = 64 * 1024;
@@ -65,15 +66,9 @@ export interface CaramelHttpAnswer {
   body: Buffer;
 }
 
-const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_|INVALID_CA|INVALID_PURPOSE|PATH_LENGTH|HOSTNAME_MISMATCH|EPROTO$)/;
-
 function failure(err: unknown, url: string): CaramelError {
-  const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
-  const code = e.code && !e.code.startsWith("UND_ERR") ? e.code : (e.cause?.code ?? e.code);
-  const tlsFailure = code !== undefined && TLS_CODE.test(code);
-  return new CaramelError(tlsFailure ? "tls" : "network", `${tlsFailure ? "TLS" : "request"} to ${url} failed: ${e.message}`, {
-    cause: err, ...(code !== undefined ? { causeCode: code } : {}),
-  });
+  const { kind, message, causeCode } = classifyNetworkError(err, url);
+  return new CaramelError(kind, message, { cause: err, ...(causeCode !== undefined ? { causeCode } : {}) });
 }
 
 /**

@@ -9,6 +9,7 @@ import * as tls from "node:tls";
 import { Agent, buildConnector, request } from "undici";
 import { decodeBase64Lenient, encodeBase64Lines, extendedKeyUsages, parseCertificate, pemDecodeAll, readWhole } from "@tessera/pki";
 import { EstError, kindForStatus } from "./errors.js";
+import { classifyNetworkError } from "../network-error.js";
 
 /** id-kp-cmcRA (RFC 6402 §2.10): an explicit-TA client may accept it instead of a name match (RFC 7030 §3.6.1). */
 export const OID_CMC_RA = "1.3.6.1.5.5.7.3.28";
@@ -90,15 +91,9 @@ function chainOf(peer: tls.DetailedPeerCertificate | undefined): Buffer[] {
   return out;
 }
 
-const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_|INVALID_CA|INVALID_PURPOSE|PATH_LENGTH|HOSTNAME_MISMATCH|EPROTO$)/;
-
 function failure(err: unknown, url: string): EstError {
-  const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
-  const code = e.code && !e.code.startsWith("UND_ERR") ? e.code : (e.cause?.code ?? e.code);
-  const tlsFailure = code !== undefined && TLS_CODE.test(code);
-  return new EstError(tlsFailure ? "tls" : "network", `${tlsFailure ? "TLS" : "request"} to ${url} failed: ${e.message}`, {
-    cause: err, ...(code !== undefined ? { causeCode: code } : {}),
-  });
+  const { kind, message, causeCode } = classifyNetworkError(err, url);
+  return new EstError(kind, message, { cause: err, ...(causeCode !== undefined ? { causeCode } : {}) });
 }
 
 /**
