@@ -2,7 +2,7 @@
  * `tessera-agent caramel` (as installed: the bin script, separate processes)
  * against Tessera's Caramel server. Embedded mode: pending → 69, signed → 0,
  * unchanged → 0 with nothing transferred, rejected → key wiped and a new CSR
- * posted, two runs at once → one exits 1. Administered mode: waits until
+ * posted, a run while another holds the lock → 1. Administered mode: waits until
  * signed and exits 0.
  */
 import "reflect-metadata";
@@ -13,6 +13,7 @@ import * as path from "node:path";
 import { promisify } from "node:util";
 import { after, before, test } from "node:test";
 import { certificatePublicKey, importPrivateKey, keysMatch, parseCertificate, pemDecodeAll, pemEncode } from "@tessera/pki";
+import { acquireFileLock } from "@tessera/client";
 import type { RunningServer } from "../../server.js";
 import { startTestServer, tempDir } from "../../test-support.js";
 
@@ -43,7 +44,7 @@ async function agent(args: string[], env: Record<string, string> = {}): Promise<
 
 const requests = async (cn: string) => (await server.authority.devices.listRequests({ protocol: "caramel" })).filter((r) => r.attributes.commonName === cn);
 
-test("embedded: 69 while pending, 0 once signed, 0 unchanged without a transfer, a rejection starts over; one run at a time", async () => {
+test("embedded: 69 while pending, 0 once signed, 0 unchanged without a transfer, a rejection starts over; 1 while locked", async () => {
   const pem = path.join(dir, "dev-1.pem");
   const embedded = (extra: string[] = []) => agent(["--embedded", "--id", "dev-1", "--pem", pem, "--key-type", "ec-p256", ...extra]);
   assert.equal((await embedded()).code, 69);
@@ -68,9 +69,15 @@ test("embedded: 69 while pending, 0 once signed, 0 unchanged without a transfer,
   const after = fs.statSync(pem);
   assert.deepEqual([after.mtimeMs, after.ino, after.size], [before.mtimeMs, before.ino, before.size], "the file was left alone (304)");
 
-  // Two at once: exactly one holds the lock.
-  const both = await Promise.all([embedded(), embedded()]);
-  assert.deepEqual(both.map((r) => r.code).sort(), [0, 1]);
+  // While another run holds the lock (here: this test, through the SDK's lock), a run exits 1 at once.
+  const held = await acquireFileLock(`${pem}.lock`);
+  assert.ok(held);
+  try {
+    assert.equal((await embedded()).code, 1);
+  } finally {
+    await held.release();
+  }
+  assert.equal((await embedded()).code, 0, "free again");
 
   // A rejected request: the key is wiped and a new CSR (new hash) is posted.
   const other = path.join(dir, "dev-2.pem");

@@ -49,7 +49,7 @@ export function caramelRoutes(deps: { authority: CaramelAuthority; config: Caram
   const bySha = async (req: FastifyRequest, reply: FastifyReply) => {
     const path = req.url.split("?")[0]!;
     const sha256 = path.replace(/^\/+/, "");
-    if (!SHA_RE.test(sha256) || !["GET", "HEAD", "POST"].includes(req.method)) return problem(reply, 404, path);
+    if (!SHA_RE.test(sha256) || !["GET", "HEAD", "POST"].includes(req.method)) return problem(reply, 404, path); // wrong method: 404, never 405
     try {
       if (req.method === "POST") {
         // Checks 1–3 (spec §2.1) in order; a chunked body has no Content-Length but is complete here.
@@ -95,7 +95,8 @@ export function caramelRoutes(deps: { authority: CaramelAuthority; config: Caram
         scope.get("/bundle.crt", caCert);
         // GET / is the clients' TLS trust probe: any answer will do; the original's is a 404 problem.
         scope.route({ method: [...ALL_METHODS], url: "/", handler: async (req, reply) => problem(reply, 404, "/") });
-        scope.route({ method: [...ALL_METHODS], url: "/:sha256", handler: bySha, bodyLimit: 64 * 1024 });
+        // Only 64 lower-case hex digits are Caramel's; any other path stays with the listener's own 404.
+        scope.route({ method: [...ALL_METHODS], url: "/:sha256(^[0-9a-f]{64}$)", handler: bySha, bodyLimit: 64 * 1024 });
       });
     },
   };
