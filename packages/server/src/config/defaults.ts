@@ -85,6 +85,16 @@ export function defaultProfiles(): Record<string, ProfileConfig> {
       sans: "request",
       issuer: "root",
     },
+    // Mainflux certs service (spec §2): CN = the thing's key, no SANs, clientAuth, KU digitalSignature
+    // (+ keyEncipherment for RSA, added by the front-end's key choice), no backdating; ttl from the request.
+    mainflux: {
+      ...cloneProfile(BASE_PROFILE),
+      validity: 3650 * DAY,
+      backdate: 0,
+      subject: "request",
+      sans: "none",
+      subjectKeyIdentifier: true,
+    },
     // Factory bootstrap certificates (tessera bootstrap issue): liteboot's OU marks them (spec §1); clientAuth only.
     bootstrap: {
       ...cloneProfile(BASE_PROFILE),
@@ -162,6 +172,12 @@ export function defaultConfig(cwd: string): TesseraConfig {
       appendHubToCr: false,
     },
     caramel: { mode: "manual", profile: "caramel", lifetimeShort: 48 * 3600, lifetimeLong: 30 * DAY, refreshBefore: DAY, refreshInterval: 5 * MINUTE, renewWithCertificate: true },
+    mainflux: {
+      profile: "mainflux", renewWindow: 30 * DAY, returnPrivateKey: true,
+      rotation: { enabled: true, before: 30 * DAY, interval: 3600 },
+      events: { bus: "none", url: null, includePrivateKey: false },
+    },
+    revocation: { publicUrl: null, crlFile: null, ocsp: { enabled: true, validity: 3600, signerValidity: 7 * DAY } },
     webhook: { url: null, secretFile: null, events: ["device.created"], maxAttempts: 20, timeout: 10 },
     issuanceBatchMax: 256,
     sources: {},

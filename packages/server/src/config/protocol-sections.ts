@@ -19,12 +19,33 @@ const OID_RE = /^[0-2](\.(0|[1-9][0-9]*))+$/;
 const LITEBOOT_KEYS = ["listen", "mtls_listen", "profile", "verify_csr_signature", "subject_policy", "hubname", "mqtt_port", "append_hub_to_cr", "ccs"];
 const WEBHOOK_KEYS = ["url", "secret_file", "events", "max_attempts", "timeout"];
 
+const MAINFLUX_KEYS = ["profile", "renew_window", "return_private_key", "rotation", "events"];
+const REVOCATION_KEYS = ["public_url", "crl_file", "ocsp"];
 const CARAMEL_KEYS = ["mode", "profile", "lifetime_short", "lifetime_long", "refresh_before", "refresh_interval", "renew_with_certificate"];
 
 /** Applies `[est]`, `[liteboot]`, `[caramel]` and `[webhook]`. */
 export function readProtocolSections(top: TableReader | undefined, cfg: TesseraConfig): void {
   readEst(top, cfg);
   readLiteboot(top, cfg);
+  const mf = top?.sub("mainflux", MAINFLUX_KEYS);
+  mf?.set("profile", text, (v) => (cfg.mainflux.profile = v));
+  mf?.set("renew_window", duration(0), (v) => (cfg.mainflux.renewWindow = v));
+  mf?.set("return_private_key", bool, (v) => (cfg.mainflux.returnPrivateKey = v));
+  const rot = mf?.sub("rotation", ["enabled", "before", "interval"]);
+  rot?.set("enabled", bool, (v) => (cfg.mainflux.rotation.enabled = v));
+  rot?.set("before", duration(1), (v) => (cfg.mainflux.rotation.before = v));
+  rot?.set("interval", duration(1), (v) => (cfg.mainflux.rotation.interval = v));
+  const ev = mf?.sub("events", ["bus", "url", "include_private_key"]);
+  ev?.set("bus", oneOf(["none", "nats", "mqtt"] as const), (v) => (cfg.mainflux.events.bus = v));
+  ev?.set("url", busUrl, (v) => (cfg.mainflux.events.url = v));
+  ev?.set("include_private_key", bool, (v) => (cfg.mainflux.events.includePrivateKey = v));
+  const rv = top?.sub("revocation", REVOCATION_KEYS);
+  rv?.set("public_url", webhookUrl, (v) => (cfg.revocation.publicUrl = v.replace(/\/+$/, "")));
+  rv?.set("crl_file", filePath, (v) => (cfg.revocation.crlFile = v));
+  const oc = rv?.sub("ocsp", ["enabled", "validity", "signer_validity"]);
+  oc?.set("enabled", bool, (v) => (cfg.revocation.ocsp.enabled = v));
+  oc?.set("validity", duration(60), (v) => (cfg.revocation.ocsp.validity = v));
+  oc?.set("signer_validity", duration(3600), (v) => (cfg.revocation.ocsp.signerValidity = v));
   const cm = top?.sub("caramel", CARAMEL_KEYS);
   cm?.set("mode", oneOf(["manual", "auto"] as const), (v) => (cfg.caramel.mode = v));
   cm?.set("profile", text, (v) => (cfg.caramel.profile = v));
@@ -40,6 +61,15 @@ export function readProtocolSections(top: TableReader | undefined, cfg: TesseraC
   wh?.set("max_attempts", int(1, 1000), (v) => (cfg.webhook.maxAttempts = v));
   wh?.set("timeout", duration(1), (v) => (cfg.webhook.timeout = v));
 }
+
+/** A nats:// or mqtt(s):// broker URL. */
+const busUrl: Parser<string> = (raw, report) => {
+  try {
+    const u = new URL(String(raw));
+    if (typeof raw === "string" && ["nats:", "tls:", "mqtt:", "mqtts:"].includes(u.protocol)) return raw;
+  } catch {} // reported below
+  return void report(`expected a nats://, mqtt:// or mqtts:// URL, got ${show(raw)}`);
+};
 
 /** An http(s) URL for the webhook. */
 const webhookUrl: Parser<string> = (raw, report) => {
@@ -137,6 +167,12 @@ export function crossCheckProtocols(ctx: Context, cfg: TesseraConfig): void {
       ctx.problem(`${key}.tls_unique`, "config", 'needs a listener with max_tls = "1.2" that mounts est (tls-unique is undefined in TLS 1.3)');
     }
   }
+  if (!Object.hasOwn(cfg.profiles, cfg.mainflux.profile)) {
+    ctx.problem("mainflux.profile", "config", `no profile named ${JSON.stringify(cfg.mainflux.profile)}${hint(cfg.mainflux.profile, Object.keys(cfg.profiles))}`);
+  }
+  if (cfg.mainflux.events.bus !== "none" && cfg.mainflux.events.url !== null && !cfg.mainflux.events.url.startsWith(cfg.mainflux.events.bus === "nats" ? "nats:" : "mqtt")) {
+    if (!(cfg.mainflux.events.bus === "nats" && cfg.mainflux.events.url.startsWith("tls:"))) ctx.problem("mainflux.events.url", "config", `not a ${cfg.mainflux.events.bus} URL`);
+  }
   if (!Object.hasOwn(cfg.profiles, cfg.caramel.profile)) {
     ctx.problem("caramel.profile", "config", `no profile named ${JSON.stringify(cfg.caramel.profile)}${hint(cfg.caramel.profile, Object.keys(cfg.profiles))}`);
   }
@@ -159,5 +195,7 @@ export function protocolSettingKeys(cfg: TesseraConfig): string[] {
   for (const k of LITEBOOT_KEYS) if (k !== "ccs") keys.push(`liteboot.${k}`);
   for (const k of WEBHOOK_KEYS) keys.push(`webhook.${k}`);
   for (const k of CARAMEL_KEYS) keys.push(`caramel.${k}`);
+  for (const k of ["profile", "renew_window", "return_private_key", "rotation.enabled", "rotation.before", "rotation.interval", "events.bus", "events.url", "events.include_private_key"]) keys.push(`mainflux.${k}`);
+  for (const k of ["public_url", "crl_file", "ocsp.enabled", "ocsp.validity", "ocsp.signer_validity"]) keys.push(`revocation.${k}`);
   return keys;
 }

@@ -159,6 +159,52 @@ export interface CaramelConfig {
   renewWithCertificate: boolean;
 }
 
+/** How relying parties learn of revocations: CRL file, URLs in certificates, OCSP (docs/revocation.md). */
+export interface RevocationConfig {
+  /**
+   * Public base URL of this server for relying parties, e.g. "http://ca.example.com";
+   * certificates then carry <url>/crl (CRL Distribution Points), <url>/ocsp and
+   * <url>/ca.pem (Authority Information Access). Null: the plain-HTTP listener's URL when set, else none.
+   */
+  publicUrl: string | null;
+  /** Write the current CRL (PEM) here after every revocation and before nextUpdate (for brokers that read a file); null: off. */
+  crlFile: string | null;
+  /** OCSP responder at /ocsp (RFC 6960). */
+  ocsp: {
+    enabled: boolean;
+    /** nextUpdate − thisUpdate of a response, seconds (default 1 h); cached responses are re-signed before it. */
+    validity: number;
+    /** Lifetime of the delegated OCSP-signing certificate, seconds (default 7 days); rotated at half-life. */
+    signerValidity: number;
+  };
+}
+
+/** The Mainflux-compatible per-thing certificate API (docs/protocols/mainflux.md). */
+export interface MainfluxConfig {
+  /** Profile of its certificates (default "mainflux": CN = thing key, clientAuth). */
+  profile: string;
+  /** Renewal (PUT /certs/{serial}) is allowed only this close to expiry, seconds (default 30 days). */
+  renewWindow: number;
+  /** Include the server-generated private key in issue/renew/rotate answers (default true, as the original); false: only the device's one download returns it. */
+  returnPrivateKey: boolean;
+  rotation: {
+    /** Rotate certificates approaching expiry (default true). */
+    enabled: boolean;
+    /** Rotate this long before expiry, seconds (default 30 days). */
+    before: number;
+    /** How often the scheduler looks, seconds (default 1 h). */
+    interval: number;
+  };
+  events: {
+    /** Where rotation events go: "none" (default), "nats" or "mqtt". */
+    bus: "none" | "nats" | "mqtt";
+    /** Broker URL (default nats://127.0.0.1:4222, or mqtt://127.0.0.1:1883 for mqtt). */
+    url: string | null;
+    /** Put the new private key in the event (the original always does; default false). */
+    includePrivateKey: boolean;
+  };
+}
+
 /** Webhook notifications (new devices), delivered from a persisted outbox. */
 export interface WebhookConfig {
   /** Where to POST (http or https); null: no webhook. */
@@ -219,6 +265,8 @@ export interface TesseraConfig {
   est: EstConfig;
   liteboot: LitebootConfig;
   caramel: CaramelConfig;
+  mainflux: MainfluxConfig;
+  revocation: RevocationConfig;
   webhook: WebhookConfig;
   /** Group commit: most issuances per transaction (default 256). */
   issuanceBatchMax: number;
