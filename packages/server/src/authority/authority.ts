@@ -44,8 +44,12 @@ export interface IssueRequest {
   requestId?: string;
   /** Shorter lifetime than the profile's, seconds (never longer). */
   validitySeconds?: number;
-  /** Outbox messages stored with the certificate (see IssuedWrite.outbox). */
-  outbox?: IssuedWrite["outbox"];
+  /**
+   * Outbox messages stored with the certificate (see IssuedWrite.outbox), or
+   * a function that makes them from the certificate just built (for events
+   * that carry it), called before anything is written.
+   */
+  outbox?: IssuedWrite["outbox"] | ((issued: { der: Buffer; pem: string; record: CertificateRecord }) => IssuedWrite["outbox"]);
   /**
    * Verify the CSR's self-signature (proof of possession; default true).
    * false only where a protocol's configuration says its clients sign badly
@@ -255,7 +259,7 @@ export class Authority {
       supersedes: req.supersedes,
       revokeSuperseded: req.revokeSuperseded,
       requestId: req.requestId,
-      outbox: req.outbox,
+      outbox: typeof req.outbox === "function" ? req.outbox({ der, pem: pemEncode("CERTIFICATE", der), record }) : req.outbox,
     });
     if (req.revokeSuperseded && req.supersedes?.length) this.revocations.revokedHere(req.supersedes, now, "superseded");
     return { record, der, pem: pemEncode("CERTIFICATE", der), chain: issuerCert.der.equals(this.deps.ca.root.der) ? [] : [issuerCert] };
