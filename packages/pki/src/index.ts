@@ -1,6 +1,6 @@
 /**
  * @tessera/pki — pure X.509 toolkit (no I/O): keys, PEM/DER, CSR parse and
- * verify, certificate templates, CRL, certs-only CMS, names, serials.
+ * verify, certificate templates, CRL, OCSP, certs-only CMS, names, serials.
  */
 export * from "./errors.js";
 export * from "./der.js";
@@ -18,3 +18,5 @@ export * from "./webcrypto.js";
 export * from "./crl-parse.js";
 export * from "./base64.js";
 export * from "./csrattrs.js";
+export * from "./ocsp.js";
+export * from "./ocsp-client.js";

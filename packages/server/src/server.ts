@@ -14,18 +14,24 @@ import { openStore } from "./store/index.js";
 import type { Store } from "./authority/ports.js";
 import { Authority } from "./authority/authority.js";
 import { bootstrapAuthorizer, deviceAuthorizer, operatorAuthorizer, passwordAuthorizer, secretAuthorizer } from "./authority/authorizers.js";
-import { compileProfiles } from "./authority/profiles.js";
+import { compileProfiles, revocationUrls } from "./authority/profiles.js";
+import { OcspService } from "./authority/ocsp-service.js";
+import { CrlFile } from "./authority/crl-file.js";
 import { systemClock, systemRandom, type Clock } from "./authority/runtime.js";
-import { caExists, caPaths, initCa, loadCa } from "./ca/ca-files.js";
+import { caExists, caPaths, initCa, loadCa, readPassphrase } from "./ca/ca-files.js";
 import { ensureServerCertificate, type ServerCertificate } from "./ca/server-certificate.js";
 import { createListener, type Listener, type ProtocolModule, type TlsMaterial } from "./http/app.js";
 import { coreRoutes } from "./http/core-routes.js";
+import { ocspRoutes } from "./http/ocsp-routes.js";
 import { nativeRoutes } from "./http/native-routes.js";
 import { revocationFeed } from "./http/revocation-feed.js";
 import { imprintRoutes } from "./protocols/imprint/routes.js";
 import { estClientCaNames, estRoutes } from "./protocols/est/routes.js";
 import { litebootRoutes } from "./protocols/liteboot/routes.js";
 import { caramelRoutes } from "./protocols/caramel/routes.js";
+import { mainfluxRoutes } from "./protocols/mainflux/routes.js";
+import { lazySealer } from "./protocols/mainflux/sealer.js";
+import { rotationOutboxMessage, startBusPublisher } from "./bus/bus-publisher.js";
 import { litebootMtlsAcceptance, startMtlsTestServer, type MtlsTestServer } from "./protocols/liteboot/mtls-test-server.js";
 import { loadLitebootServerCertificate } from "./ca/import-liteboot.js";
 import { startWebhookWorker } from "./webhook/webhook-worker.js";
@@ -65,9 +71,10 @@ export async function openAuthority(config: TesseraConfig, log: Logger, env: Nod
       log.info({ dir: caPaths(config.dataDir).dir }, "created a new CA");
     }
     const ca = loadCa(config.dataDir, passphrase);
-    const crlUrls = config.httpListen ? [`http://${hostForUrl(config.hostname)}:${config.httpListen.port}/crl`] : undefined;
+    // CRL DP and AIA (OCSP, CA issuers) URLs: [revocation] public_url, else the plain-HTTP listener (docs/revocation.md).
+    const publicUrl = config.revocation.publicUrl ?? (config.httpListen ? `http://${hostForUrl(config.hostname)}:${config.httpListen.port}` : undefined);
     const skipped: string[] = [];
-    const profiles = await compileProfiles(config.profiles, ca, { crl: crlUrls }, skipped);
+    const profiles = await compileProfiles(config.profiles, ca, revocationUrls(publicUrl, config.revocation.ocsp.enabled), skipped);
     for (const why of skipped) log.warn(`profile not available: ${why}`);
     const authority = new Authority({
       store,
@@ -114,6 +121,9 @@ export async function startServer(
   let tls = tlsFrom(await serverCert());
   const metrics = createMetrics(authority);
   const caramel = caramelRoutes({ authority, config: config.caramel, now: () => clock.now() });
+  // Keys at rest of the Mainflux API are encrypted under a key derived from the CA passphrase (docs/protocols/mainflux.md).
+  const mainfluxSealer = lazySealer(() => readPassphrase({ env: process.env.TESSERA_CA_PASSPHRASE, file: config.caPassphraseFile }));
+  const mainflux = mainfluxRoutes({ authority, store, config: config.mainflux, sealer: mainfluxSealer, now: () => clock.now() });
   const protocols: ProtocolModule[] = [
     coreRoutes({ authority, store, metrics }),
     nativeRoutes({ authority }),
@@ -122,6 +132,7 @@ export async function startServer(
     estRoutes({ authority, config: config.est, now: () => clock.now() }),
     litebootRoutes({ authority, config: config.liteboot, events: config.webhook.url ? config.webhook.events : [] }),
     caramel.module,
+    mainflux.module,
     ...(opts.extraProtocols?.(authority) ?? []),
   ];
 
@@ -130,7 +141,9 @@ export async function startServer(
   let mtlsTest: MtlsTestServer | undefined;
   let plain: http.Server | undefined;
   let plainApp: ReturnType<typeof Fastify> | undefined;
+  let ocsp: OcspService | undefined;
   const closeAll = async (drainMs = 10_000) => {
+    ocsp?.stop();
     if (mtlsTest) await mtlsTest.close();
     // Drain in-flight requests, but never wait forever on a connection a client keeps busy.
     const force = setTimeout(() => listeners.forEach((l) => l.server.closeAllConnections()), drainMs);
@@ -149,6 +162,15 @@ export async function startServer(
     await store.close();
   };
   try {
+    if (config.revocation.ocsp.enabled) {
+      const { ocsp: o } = config.revocation;
+      ocsp = await OcspService.open({
+        dataDir: config.dataDir, passphrase: readPassphrase({ env: process.env.TESSERA_CA_PASSPHRASE, file: config.caPassphraseFile }) ?? "",
+        issuer: ca.issuer, certificates: authority, revocations: authority.revocations, clock, validitySeconds: o.validity, signerValiditySeconds: o.signerValidity,
+        onError: (msg, err) => log.error({ err }, msg),
+      });
+      protocols.push(ocspRoutes({ ocsp, now: () => clock.now() }));
+    }
     const listen = async (l: Listener) => {
       await new Promise<void>((resolve, reject) => {
         l.server.once("error", reject);
@@ -181,9 +203,10 @@ export async function startServer(
       });
     }
     if (config.httpListen) {
-      // Plain HTTP serves only what relying parties fetch without TLS: the CA chain and the CRL.
+      // Plain HTTP serves only what relying parties fetch without TLS: the CA chain, the CRL and OCSP.
       plainApp = Fastify({ loggerInstance: log.child({ listener: "http" }), logController: new LogController({ disableRequestLogging: true }) });
       await coreRoutes({ authority, store, metrics }).register(plainApp as never);
+      if (ocsp) await ocspRoutes({ ocsp, now: () => clock.now() }).register(plainApp as never);
       await plainApp.listen({ host: config.httpListen.host, port: config.httpListen.port });
       plain = plainApp.server;
     }
@@ -218,18 +241,37 @@ export async function startServer(
   const crlTimer = setInterval(() => void authority.currentCrl().catch((err) => log.error({ err }, "CRL refresh failed")), 60_000).unref();
   // Revocations made by the CLI or another replica reach the CRL cache and the live feed within seconds.
   authority.revocations.start(2_000, (err) => log.error({ err }, "revocation poll failed"));
+  // [revocation] crl_file: a PEM copy of the CRL that follows the cache (after revocations, before nextUpdate).
+  const crlFile = config.revocation.crlFile ? new CrlFile({ file: config.revocation.crlFile, crl: authority.crl, revocations: authority.revocations, onError: (msg, err) => log.error({ err }, msg) }) : undefined;
+  await crlFile?.start().catch((err) => log.error({ err }, "cannot write the CRL file"));
   // Caramel: re-sign certificates ahead of expiry, so a polling client finds a fresh one (no cron job).
   const mountedCaramel = config.listeners.some((l) => l.protocols.includes("*") || l.protocols.includes("caramel"));
   const caramelTimer = mountedCaramel && config.caramel.refreshBefore > 0
     ? setInterval(() => void caramel.service.refresh((msg, err) => log.error({ err }, msg)).then((n) => n > 0 && log.info({ count: n }, "caramel certificates re-signed")), config.caramel.refreshInterval * 1000).unref()
     : undefined;
+  // Mainflux rotation: renew certificates nearing expiry (keeping their validity), revoke the old one in the
+  // same transaction, and queue the rotation event there too; the bus publisher delivers it (docs/events.md).
+  const mountedMainflux = config.listeners.some((l) => l.protocols.includes("*") || l.protocols.includes("mainflux"));
+  const busOn = config.mainflux.events.bus !== "none";
+  const rotate = async () => {
+    const rotated = await mainflux.service.rotateExpiring(clock.now(), {
+      outbox: busOn ? (event) => [rotationOutboxMessage(event.thing_id, event, { includePrivateKey: config.mainflux.events.includePrivateKey })] : undefined,
+      onError: (serial, err) => log.error({ err, serial }, "mainflux rotation failed"),
+    });
+    if (rotated.length > 0) log.info({ count: rotated.length }, "mainflux certificates rotated");
+  };
+  const rotationTimer = mountedMainflux && config.mainflux.rotation.enabled
+    ? setInterval(() => void rotate().catch((err) => log.error({ err }, "mainflux rotation pass failed")), config.mainflux.rotation.interval * 1000).unref()
+    : undefined;
+  if (rotationTimer) void rotate().catch((err) => log.error({ err }, "mainflux rotation pass failed"));
+  const bus = startBusPublisher({ config: config.mainflux.events, store, clock, log: log.child({ component: "bus" }) });
   // New-device notifications from the outbox (docs/webhooks.md); a no-op without [webhook] url.
   const webhook = startWebhookWorker({ config: config.webhook, store, clock, log: log.child({ component: "webhook" }) });
 
   const print = opts.banner ?? ((line: string) => process.stdout.write(line + "\n"));
   const p = caPaths(config.dataDir);
   print(`Tessera is listening on ${url}${listeners.length > 1 ? ` (+${listeners.length - 1} more listeners)` : ""}`);
-  if (httpUrl) print(`  CA and CRL over plain HTTP: ${httpUrl}/ca.pem ${httpUrl}/crl`);
+  if (httpUrl) print(`  CA and CRL over plain HTTP: ${httpUrl}/ca.pem ${httpUrl}/crl${ocsp ? ` ${httpUrl}/ocsp` : ""}`);
   print(`  Root CA SHA-256 fingerprint: ${colonHex(sha256Hex(ca.root.der))}`);
   print(`  CA ${createdCa ? "created" : "loaded"}: ${p.root} (root), ${p.issuer} (issuing CA), ${p.chain} (chain)`);
   if (generatedPassphraseFile) print(`  CA key passphrase generated into ${generatedPassphraseFile} (mode 0600): back it up, the CA keys are encrypted with it`);
@@ -240,6 +282,7 @@ export async function startServer(
     print(`  EST (RFC 7030): ${url}/.well-known/est/{cacerts,simpleenroll,simplereenroll,csrattrs,serverkeygen}${named.length ? `; labels: ${named.join(", ")}` : ""} (users: tessera est user add NAME --password P)`);
   }
   if (mounted("caramel")) print(`  Caramel: ${url}/root.crt, POST/GET ${url}/<sha256 of the CSR> (${config.caramel.mode} signing: tessera caramel list|sign|reject)`);
+  if (mounted("mainflux")) print(`  Mainflux certs API: ${url}/certs, /things/{id}/serials, /openapi.json (tessera token create NAME --role editor; tessera thing add ID)`);
   if (litebootListener) {
     const a = litebootListener.listener.server.address();
     const lport = typeof a === "object" && a ? a.port : config.liteboot.listen?.port;
@@ -260,7 +303,10 @@ export async function startServer(
       clearInterval(crlTimer);
       if (caramelTimer) clearInterval(caramelTimer);
       authority.revocations.stop();
+      await crlFile?.stop();
       await webhook.stop();
+      if (rotationTimer) clearInterval(rotationTimer);
+      await bus.stop();
       await closeAll(drainMs);
     },
   };

@@ -50,6 +50,8 @@ export interface IssueRequest {
    * that carry it), called before anything is written.
    */
   outbox?: IssuedWrite["outbox"] | ((issued: { der: Buffer; pem: string; record: CertificateRecord }) => IssuedWrite["outbox"]);
+  /** The certificate's server-generated private key, encrypted, stored in the same transaction (see IssuedWrite.sealedKey). */
+  sealedKey?: IssuedWrite["sealedKey"];
   /**
    * Verify the CSR's self-signature (proof of possession; default true).
    * false only where a protocol's configuration says its clients sign badly
@@ -260,6 +262,7 @@ export class Authority {
       revokeSuperseded: req.revokeSuperseded,
       requestId: req.requestId,
       outbox: typeof req.outbox === "function" ? req.outbox({ der, pem: pemEncode("CERTIFICATE", der), record }) : req.outbox,
+      sealedKey: req.sealedKey,
     });
     if (req.revokeSuperseded && req.supersedes?.length) this.revocations.revokedHere(req.supersedes, now, "superseded");
     return { record, der, pem: pemEncode("CERTIFICATE", der), chain: issuerCert.der.equals(this.deps.ca.root.der) ? [] : [issuerCert] };

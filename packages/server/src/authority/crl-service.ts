@@ -22,6 +22,7 @@ export class CrlService {
   private current: CrlSnapshot | undefined;
   private building: Promise<CrlSnapshot> | undefined;
   private stale = true;
+  private readonly listeners = new Set<(crl: CrlSnapshot) => void>();
 
   constructor(
     private readonly store: Pick<Store, "listRevoked" | "nextCrlNumber">,
@@ -32,6 +33,16 @@ export class CrlService {
     /** Rebuild this long before nextUpdate, seconds. */
     private readonly refreshBeforeSeconds: number,
   ) {}
+
+  /**
+   * Calls `listener` with every CRL built from now on, whatever asked for it
+   * (a revocation, the refresh timer, a reload, a download), so that copies
+   * such as the CRL file follow the cache. Returns the unsubscribe function.
+   */
+  onBuilt(listener: (crl: CrlSnapshot) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
 
   /** Marks the cached CRL out of date (called after a revocation). */
   invalidate(): void {
@@ -72,7 +83,15 @@ export class CrlService {
       crlNumber: number,
       entries: revoked.map((r) => ({ serialHex: r.serial, revokedAt: r.revokedAt, reason: (r.reason ?? undefined) as CrlReason | undefined })),
     });
-    this.current = { der, pem: pemEncode("X509 CRL", der), thisUpdate, nextUpdate, number, entries: revoked.length };
-    return this.current;
+    const snapshot = { der, pem: pemEncode("X509 CRL", der), thisUpdate, nextUpdate, number, entries: revoked.length };
+    this.current = snapshot;
+    for (const l of this.listeners) {
+      try {
+        l(snapshot);
+      } catch {
+        // A listener's failure is its own; the CRL is built.
+      }
+    }
+    return snapshot;
   }
 }

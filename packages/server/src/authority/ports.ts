@@ -84,8 +84,12 @@ export interface EnrollmentRequestRecord {
   attributes: Record<string, string>;
 }
 
-/** Kinds of bootstrap credential. */
-export type CredentialKind = "secret" | "certificate" | "password";
+/**
+ * Kinds of credential: bootstrap "secret" and "certificate", EST "password"
+ * users, Mainflux API bearer "token"s (scope = role) and Mainflux "thing"
+ * keys (name = thing id; "thing-external" for a thing's external key).
+ */
+export type CredentialKind = "secret" | "certificate" | "password" | "token" | "thing" | "thing-external";
 
 /** A bootstrap credential: a hashed secret/password or a bootstrap certificate's fingerprint. */
 export interface CredentialRecord {
@@ -95,7 +99,7 @@ export interface CredentialRecord {
   name: string;
   /** What it may be used for (protocol or label), "*" for any. */
   scope: string;
-  /** Secret/password hash (scrypt, encoded), or SHA-256 hex of a bootstrap certificate. Never plain text. */
+  /** Secret/token hash ("sha256:…"), password hash (scrypt, encoded), SHA-256 hex of a bootstrap certificate, or a thing key's "hmac-sha256:…". Never plain text. */
   hash: string;
   expiresAt: Date | null;
   maxUses: number | null;
@@ -121,12 +125,27 @@ export interface AuditRecord extends AuditEvent {
   id: number;
 }
 
-/** A message for the outbox (webhook deliveries), written in the same transaction as what it reports. */
+/**
+ * Which consumer of the shared outbox a message is for: "webhook" (the
+ * webhook worker, docs/webhooks.md) or "bus" (the NATS/MQTT publisher,
+ * docs/events.md). Each consumer claims only its own channel.
+ */
+export type OutboxChannel = "webhook" | "bus";
+
+/** A message for the outbox (webhook deliveries, bus events), written in the same transaction as what it reports. */
 export interface OutboxMessage {
   /** Event name, e.g. "device.created". */
   topic: string;
   /** JSON-serialisable body. */
   payload: Record<string, unknown>;
+  /** Consumer (default "webhook"). */
+  channel?: OutboxChannel;
+  /**
+   * Messages of one channel sharing an ordering key (e.g. a thing id) are
+   * delivered one at a time in creation order: only the oldest pending one is
+   * claimable, so a failing one holds back the later ones. None: no ordering.
+   */
+  orderingKey?: string;
 }
 
 /** Delivery state of an outbox message. */
@@ -138,6 +157,8 @@ export interface OutboxRecord {
   id: string;
   topic: string;
   payload: Record<string, unknown>;
+  channel: OutboxChannel;
+  orderingKey: string | null;
   createdAt: Date;
   /** "pending" until delivered (or skipped), "dead" once given up; rows are never deleted by the store. */
   state: OutboxState;
@@ -181,6 +202,23 @@ export interface IssuedWrite {
   requestId?: string;
   /** Outbox messages to enqueue in the same transaction ("device.created" only when the device row was created by this write). */
   outbox?: OutboxMessage[];
+  /**
+   * A server-generated private key for this certificate, already encrypted by
+   * the caller: stored in issued_keys (thing id = `ownerId`) in the same
+   * transaction, so the certificate never exists without its key.
+   */
+  sealedKey?: { ownerId: string; ciphertext: Buffer };
+}
+
+/** A server-generated private key waiting for (or past) its device's one download (Mainflux API). */
+export interface IssuedKeyRecord {
+  /** Serial of its certificate (lowercase hex). */
+  serial: string;
+  thingId: string;
+  /** The encrypted key; null once downloaded or erased (certificate revoked). */
+  ciphertext: Buffer | null;
+  createdAt: Date;
+  downloadedAt: Date | null;
 }
 
 /** Filters for listing certificates; results are ordered by issuedAt, then serial. */
@@ -279,13 +317,17 @@ export interface Store {
    */
   enqueueOutbox(messages: readonly OutboxMessage[], at: Date): Promise<OutboxRecord[]>;
   /**
-   * Claims up to `limit` pending messages due at `now` (nextAttemptAt <= now)
-   * that are unclaimed or whose lease has expired (lockedUntil <= now),
-   * oldest due first: sets lockedUntil = `leaseUntil` and counts an attempt.
+   * Claims up to `limit` pending messages of `channel` due at `now`
+   * (nextAttemptAt <= now) that are unclaimed or whose lease has expired
+   * (lockedUntil <= now), oldest due first: sets lockedUntil = `leaseUntil`
+   * and counts an attempt. A message with an ordering key is claimable only
+   * while no older (createdAt, then insertion order) pending message of the
+   * same channel and key exists, whatever that one's due time or lease; dead
+   * ones do not hold it back. So per key at most one message is in flight.
    * The claim is a compare-and-set, so concurrent claims (other replicas)
    * get disjoint rows. Returns the claimed records (attempts already counted).
    */
-  claimOutbox(now: Date, leaseUntil: Date, limit: number): Promise<OutboxRecord[]>;
+  claimOutbox(now: Date, leaseUntil: Date, limit: number, channel: OutboxChannel): Promise<OutboxRecord[]>;
   /** Marks a pending message delivered at `at` and releases its lease; returns false if it was not pending. */
   completeOutbox(id: string, at: Date): Promise<boolean>;
   /**
@@ -294,6 +336,25 @@ export interface Store {
    * for operators). Returns false if it was not pending (e.g. already delivered).
    */
   failOutbox(id: string, error: string, nextAttemptAt: Date | null): Promise<boolean>;
-  /** Lists outbox messages for operators, oldest first (createdAt, then id); all states when `state` is omitted. */
-  listOutbox(query?: { state?: OutboxState; limit?: number }): Promise<OutboxRecord[]>;
+  /** Lists outbox messages for operators, oldest first (createdAt, then id); all states (channels) when `state` (`channel`) is omitted. */
+  listOutbox(query?: { state?: OutboxState; channel?: OutboxChannel; limit?: number }): Promise<OutboxRecord[]>;
+  /** A server-generated key's row by certificate serial (Mainflux API). */
+  getIssuedKey(serial: string): Promise<IssuedKeyRecord | undefined>;
+  /** A thing's issued key rows, oldest first. */
+  listIssuedKeys(thingId: string): Promise<IssuedKeyRecord[]>;
+  /**
+   * The download-once compare-and-set: marks the key downloaded at `at` and
+   * erases its ciphertext, only if it belongs to `thingId`, is not yet
+   * downloaded and still holds its key. Exactly one of concurrent callers
+   * gets true.
+   */
+  markIssuedKeyDownloaded(serial: string, thingId: string, at: Date): Promise<boolean>;
+  /** Erases the ciphertexts of these serials (their certificates were revoked); returns how many rows changed. */
+  eraseIssuedKeys(serials: readonly string[]): Promise<number>;
+  /** Stores (or replaces) a thing's encrypted key. */
+  putThingKey(thingId: string, ciphertext: Buffer, at: Date): Promise<void>;
+  /** A thing's encrypted key. */
+  getThingKey(thingId: string): Promise<Buffer | undefined>;
+  /** Deletes a thing's encrypted key; returns true if it existed. */
+  deleteThingKey(thingId: string): Promise<boolean>;
 }

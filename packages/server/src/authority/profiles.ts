@@ -15,8 +15,26 @@ export interface CompiledProfile {
   policy: CsrPolicy;
 }
 
-/** Extension spec of a profile (the fixed part of its template); CRL/OCSP URLs come from the server. */
-export function extensionSpec(config: ProfileConfig, urls: { crl?: string[]; ocsp?: string[] } = {}): ExtensionSpec {
+/** URLs relying parties fetch revocation data and the issuer from: CRL Distribution Points, OCSP and CA issuers (Authority Information Access). */
+export interface RevocationUrls {
+  crl?: string[];
+  ocsp?: string[];
+  caIssuers?: string[];
+}
+
+/**
+ * The URLs certificates carry for a public base URL (no trailing slash):
+ * `<base>/crl`, `<base>/ocsp` when the responder is on, and `<base>/ca.der`
+ * (the issuing CA in DER: RFC 5280 §4.2.2.1 wants a DER certificate or a
+ * certs-only CMS there, not PEM). No base, no URLs.
+ */
+export function revocationUrls(base: string | null | undefined, ocsp: boolean): RevocationUrls {
+  if (!base) return {};
+  return { crl: [`${base}/crl`], ...(ocsp ? { ocsp: [`${base}/ocsp`] } : {}), caIssuers: [`${base}/ca.der`] };
+}
+
+/** Extension spec of a profile (the fixed part of its template); CRL/OCSP/CA-issuers URLs come from the server. */
+export function extensionSpec(config: ProfileConfig, urls: RevocationUrls = {}): ExtensionSpec {
   return {
     basicConstraints: config.basicConstraints ? { ca: false } : undefined,
     keyUsage: config.keyUsage,
@@ -26,6 +44,7 @@ export function extensionSpec(config: ProfileConfig, urls: { crl?: string[]; ocs
     subjectAltName: config.sans !== "none",
     crlDistributionPoints: urls.crl,
     ocspUrls: urls.ocsp,
+    caIssuersUrls: urls.caIssuers,
   };
 }
 
@@ -33,13 +52,14 @@ export function extensionSpec(config: ProfileConfig, urls: { crl?: string[]; ocs
  * Compiles every profile (one library-generated template each, made once)
  * for its issuer: the issuing CA, or the root for `issuer = "root"`. A root
  * profile is left out, with a note in `skipped`, when the root key is not
- * available (an imported CA without it); CRL URLs go only on profiles of
- * the issuing CA, whose CRL they name.
+ * available (an imported CA without it); CRL, OCSP and CA-issuers URLs go
+ * only on profiles of the issuing CA, whose CRL, responder and certificate
+ * they name.
  */
 export async function compileProfiles(
   profiles: Record<string, ProfileConfig>,
   ca: { issuer: Issuer; root: Issuer["certificate"]; rootKey?: Issuer["privateKey"] },
-  urls: { crl?: string[]; ocsp?: string[] } = {},
+  urls: RevocationUrls = {},
   skipped: string[] = [],
 ): Promise<Map<string, CompiledProfile>> {
   const out = new Map<string, CompiledProfile>();

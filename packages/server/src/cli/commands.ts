@@ -19,6 +19,7 @@ import { litebootDeviceCommands } from "./commands-liteboot-device.js";
 import { estCommands } from "./commands-est.js";
 import { bootstrapCommands } from "./commands-bootstrap.js";
 import { caramelCommands } from "./commands-caramel.js";
+import { mainfluxCommands } from "./commands-mainflux.js";
 import { importCommands } from "./commands-import.js";
 
 /** A command handler: returns the exit code. */
@@ -166,4 +167,5 @@ export const COMMANDS: Record<string, Command> = {
   ...importCommands,
   ...bootstrapCommands,
   ...caramelCommands,
+  ...mainfluxCommands,
 };

@@ -45,6 +45,14 @@ Commands:
   caramel sign ID|SHA256 [--long]
                                 Sign a Caramel CSR (short lifetime, or the long one)
   caramel reject ID|SHA256      Reject a Caramel CSR (its client gets 403 and starts over)
+  token create NAME --role R [--value T]
+                                Create a Mainflux API bearer token; R: admin, editor or viewer (printed once when generated)
+  token list                    List Mainflux API tokens and their roles (never their values)
+  token revoke NAME             Revoke a Mainflux API token
+  thing add ID [--key K] [--external-key K]
+                                Register a Mainflux thing; K (its certificates' CN) defaults to a new UUID, printed once
+  thing list                    List Mainflux things (never their keys)
+  thing remove ID               Remove a thing and revoke its certificates
 
 Global options:
   --config FILE                 TOML configuration file (default ./tessera.toml if present)

@@ -50,6 +50,9 @@ const OPTIONS = {
   server: { type: "string" },
   ou: { type: "string" },
   organization: { type: "string" },
+  role: { type: "string" },
+  key: { type: "string" },
+  "external-key": { type: "string" },
 } as const;
 
 /** Parsed command line handed to a command. */

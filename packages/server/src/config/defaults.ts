@@ -85,8 +85,8 @@ export function defaultProfiles(): Record<string, ProfileConfig> {
       sans: "request",
       issuer: "root",
     },
-    // Mainflux certs service (spec §2): CN = the thing's key, no SANs, clientAuth, KU digitalSignature
-    // (+ keyEncipherment for RSA, added by the front-end's key choice), no backdating; ttl from the request.
+    // Mainflux certs service (spec §2): CN = the thing's key, no SANs, clientAuth, KU digitalSignature,
+    // no backdating; ttl from the request (capped at this validity). Its API generates EC keys on P-224 too.
     mainflux: {
       ...cloneProfile(BASE_PROFILE),
       validity: 3650 * DAY,
@@ -94,6 +94,20 @@ export function defaultProfiles(): Record<string, ProfileConfig> {
       subject: "request",
       sans: "none",
       subjectKeyIdentifier: true,
+      ecCurves: ["P-224", "P-256", "P-384", "P-521"],
+    },
+    // The same for RSA keys, whose KeyUsage adds keyEncipherment (spec §2); the Mainflux API picks
+    // "<[mainflux] profile>-rsa" for RSA keys when such a profile exists.
+    "mainflux-rsa": {
+      ...cloneProfile(BASE_PROFILE),
+      validity: 3650 * DAY,
+      backdate: 0,
+      subject: "request",
+      sans: "none",
+      subjectKeyIdentifier: true,
+      keyUsage: ["digitalSignature", "keyEncipherment"],
+      allowEd25519: false,
+      ecCurves: [],
     },
     // Factory bootstrap certificates (tessera bootstrap issue): liteboot's OU marks them (spec §1); clientAuth only.
     bootstrap: {

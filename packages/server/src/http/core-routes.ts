@@ -1,6 +1,8 @@
 /**
- * Routes every listener serves: health, Prometheus metrics, the CA chain and
- * the CRL (DER, or PEM by Accept or /crl.pem).
+ * Routes every listener serves: health, Prometheus metrics, the CA chain
+ * (PEM), the issuing CA certificate alone in DER (/ca.der: what the
+ * caIssuers URL of issued certificates names, RFC 5280 §4.2.2.1) and the CRL
+ * (DER, or PEM by Accept or /crl.pem).
  */
 import type { FastifyInstance } from "fastify";
 import type { Registry } from "prom-client";
@@ -23,6 +25,7 @@ export function coreRoutes(deps: { authority: Authority; store: Pick<Store, "pin
       });
       app.get("/metrics", async (_req, reply) => reply.type(deps.metrics.contentType).send(await deps.metrics.metrics()));
       app.get("/ca.pem", async (_req, reply) => reply.type("application/x-pem-file").send(deps.authority.chainPem()));
+      app.get("/ca.der", async (_req, reply) => reply.type("application/pkix-cert").send(deps.authority.ca.issuer.certificate.der));
       app.get("/crl", async (req, reply) => {
         const crl = await deps.authority.currentCrl();
         reply.header("last-modified", crl.thisUpdate.toUTCString()).header("expires", crl.nextUpdate.toUTCString());

@@ -11,6 +11,7 @@ import type { Register } from "./conformance-fixtures.js";
 import { lineageTests } from "./conformance-lineage.js";
 import { LATEST_SCHEMA_VERSION } from "./migrations.js";
 import { outboxTests } from "./conformance-outbox.js";
+import { mainfluxTests } from "./conformance-mainflux.js";
 
 /** Options for runStoreConformance. */
 export interface ConformanceOptions {
@@ -69,5 +70,6 @@ export function runStoreConformance(name: string, open: () => Promise<Store>, cl
     credentialTests(s, register);
     auditAndCrlTests(s, register);
     outboxTests(s, register);
+    mainfluxTests(s, register);
   });
 }

@@ -3,11 +3,13 @@
  * created or moved to its new certificate under the lineage compare-and-set,
  * the certificate row, superseded or revoked predecessors, the request it
  * answers, the audit event and the outbox messages reporting it, all inside
- * the caller's transaction.
+ * the caller's transaction, and the certificate's server-generated key
+ * (encrypted) when there is one.
  */
 import { TesseraError } from "../errors.js";
 import type { IssuedWrite } from "../authority/ports.js";
 import { auditInsert, CERTIFICATE_COLUMNS, certificateValues, iso, json, outboxInsert } from "./rows.js";
+import { insertIssuedKey } from "./mainflux-sql.js";
 import { placeholders, type SqlQueryable, type SqlValue } from "./sql.js";
 
 const CERT_INSERT = `INSERT INTO certificates (${CERTIFICATE_COLUMNS}) VALUES (${placeholders(17)})`;
@@ -52,6 +54,7 @@ export async function applyIssued(tx: SqlQueryable, w: IssuedWrite): Promise<voi
   const at = iso(cert.issuedAt);
   await upsertIssuedDevice(tx, w, at);
   await tx.run(CERT_INSERT, certificateValues(cert));
+  if (w.sealedKey) await insertIssuedKey(tx, cert.serial, w.sealedKey.ownerId, w.sealedKey.ciphertext, cert.issuedAt);
   const supersedes = (w.supersedes ?? []).filter((s) => s !== cert.serial);
   if (supersedes.length > 0) {
     if (w.revokeSuperseded) {

@@ -150,6 +150,66 @@ CREATE INDEX outbox_state_created ON outbox (state, created_at);
 `;
     },
   },
+  {
+    version: 3,
+    name: "outbox channels and ordering keys",
+    sql(d) {
+      const { text: T } = types(d);
+      // channel: "webhook" | "bus" (OutboxChannel); rows before this are webhook
+      // deliveries. ordering_key: per key only the oldest pending row of its
+      // channel is claimable (outbox-sql.ts). seq: insertion order, the
+      // tie-break between rows created in the same millisecond; PostgreSQL
+      // numbers rows from a sequence, SQLite with a trigger (MAX + 1 is safe
+      // with its single writer; rowid is not, VACUUM may renumber it).
+      const seq =
+        d === "sqlite"
+          ? `ALTER TABLE outbox ADD COLUMN seq INTEGER;
+UPDATE outbox SET seq = rowid;
+CREATE INDEX outbox_seq ON outbox (seq);
+CREATE TRIGGER outbox_assign_seq AFTER INSERT ON outbox WHEN NEW.seq IS NULL
+BEGIN
+  UPDATE outbox SET seq = (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox) WHERE id = NEW.id;
+END;`
+          : "ALTER TABLE outbox ADD COLUMN seq BIGSERIAL;";
+      return `
+ALTER TABLE outbox ADD COLUMN channel ${T} NOT NULL DEFAULT 'webhook';
+ALTER TABLE outbox ADD COLUMN ordering_key ${T};
+${seq}
+DROP INDEX outbox_due;
+CREATE INDEX outbox_channel_due ON outbox (channel, next_attempt_at) WHERE state = 'pending';
+CREATE INDEX outbox_key_pending ON outbox (channel, ordering_key, created_at, seq) WHERE state = 'pending' AND ordering_key IS NOT NULL;
+`;
+    },
+  },
+  {
+    version: 4,
+    name: "mainflux issued keys and thing keys",
+    sql(d) {
+      const { text: T, blob } = types(d);
+      // The Mainflux-compatible API (docs/protocols/mainflux.md). issued_keys:
+      // one row per certificate it issued with a server-generated key, the key
+      // AES-256-GCM encrypted; the device's one download sets downloaded_at and
+      // nulls encrypted_key in one compare-and-set UPDATE (revocation nulls it
+      // too). thing_keys: a thing's key, encrypted, because certificates carry
+      // it as their CN; lookups go by the HMAC in the credentials table.
+      return `
+CREATE TABLE issued_keys (
+  serial ${T} PRIMARY KEY,
+  thing_id ${T} NOT NULL,
+  encrypted_key ${blob},
+  created_at ${T} NOT NULL,
+  downloaded_at ${T}
+);
+CREATE INDEX issued_keys_thing ON issued_keys (thing_id, created_at);
+
+CREATE TABLE thing_keys (
+  thing_id ${T} PRIMARY KEY,
+  encrypted_key ${blob} NOT NULL,
+  created_at ${T} NOT NULL
+);
+`;
+    },
+  },
 ];
 
 /** Highest migration number this build knows. */

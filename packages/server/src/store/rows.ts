@@ -15,6 +15,7 @@ import type {
   DeviceRecord,
   DeviceStatus,
   EnrollmentRequestRecord,
+  OutboxChannel,
   OutboxMessage,
   OutboxRecord,
   OutboxState,
@@ -204,6 +205,8 @@ export function toOutbox(row: Row): OutboxRecord {
     id: str(row, "id"),
     topic: str(row, "topic"),
     payload: parsed<Record<string, unknown>>(row, "payload"),
+    channel: str(row, "channel") as OutboxChannel,
+    orderingKey: strOrNull(row, "ordering_key"),
     createdAt: date(row, "created_at"),
     state: str(row, "state") as OutboxState,
     attempts: num(row, "attempts"),
@@ -219,8 +222,9 @@ export function outboxInsert(m: OutboxMessage, at: Date): [string, SqlValue[], s
   const id = randomUUID();
   const when = iso(at);
   return [
-    "INSERT INTO outbox (id, topic, payload, created_at, state, attempts, next_attempt_at) VALUES (?, ?, ?, ?, 'pending', 0, ?)",
-    [id, m.topic, json(m.payload), when, when],
+    // seq (insertion order, migration 3) is filled by the database.
+    "INSERT INTO outbox (id, topic, payload, channel, ordering_key, created_at, state, attempts, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?)",
+    [id, m.topic, json(m.payload), m.channel ?? "webhook", m.orderingKey ?? null, when, when],
     id,
   ];
 }

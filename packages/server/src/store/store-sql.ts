@@ -16,7 +16,9 @@ import type {
   DeviceRecord,
   DeviceStatus,
   EnrollmentRequestRecord,
+  IssuedKeyRecord,
   IssuedWrite,
+  OutboxChannel,
   OutboxMessage,
   OutboxRecord,
   OutboxState,
@@ -26,6 +28,7 @@ import type {
 } from "../authority/ports.js";
 import { applyIssued } from "./issued-write.js";
 import * as outbox from "./outbox-sql.js";
+import * as mainflux from "./mainflux-sql.js";
 import { readSchemaVersion, runMigrations } from "./migrations.js";
 import {
   auditInsert,
@@ -368,8 +371,8 @@ export class SqlStore implements Store {
     return outbox.enqueue(this.db, messages, at);
   }
 
-  claimOutbox(now: Date, leaseUntil: Date, limit: number): Promise<OutboxRecord[]> {
-    return outbox.claim(this.db, this.kind, now, leaseUntil, limit);
+  claimOutbox(now: Date, leaseUntil: Date, limit: number, channel: OutboxChannel): Promise<OutboxRecord[]> {
+    return outbox.claim(this.db, this.kind, now, leaseUntil, limit, channel);
   }
 
   completeOutbox(id: string, at: Date): Promise<boolean> {
@@ -380,7 +383,35 @@ export class SqlStore implements Store {
     return outbox.fail(this.db, id, error, nextAttemptAt);
   }
 
-  listOutbox(query: { state?: OutboxState; limit?: number } = {}): Promise<OutboxRecord[]> {
+  listOutbox(query: { state?: OutboxState; channel?: OutboxChannel; limit?: number } = {}): Promise<OutboxRecord[]> {
     return outbox.list(this.db, query);
+  }
+
+  getIssuedKey(serial: string): Promise<IssuedKeyRecord | undefined> {
+    return mainflux.getIssuedKey(this.db, serial);
+  }
+
+  listIssuedKeys(thingId: string): Promise<IssuedKeyRecord[]> {
+    return mainflux.listIssuedKeys(this.db, thingId);
+  }
+
+  markIssuedKeyDownloaded(serial: string, thingId: string, at: Date): Promise<boolean> {
+    return mainflux.markIssuedKeyDownloaded(this.db, serial, thingId, at);
+  }
+
+  eraseIssuedKeys(serials: readonly string[]): Promise<number> {
+    return mainflux.eraseIssuedKeys(this.db, serials);
+  }
+
+  putThingKey(thingId: string, ciphertext: Buffer, at: Date): Promise<void> {
+    return mainflux.putThingKey(this.db, thingId, ciphertext, at);
+  }
+
+  getThingKey(thingId: string): Promise<Buffer | undefined> {
+    return mainflux.getThingKey(this.db, thingId);
+  }
+
+  deleteThingKey(thingId: string): Promise<boolean> {
+    return mainflux.deleteThingKey(this.db, thingId);
   }
 }

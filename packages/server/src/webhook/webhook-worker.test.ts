@@ -296,6 +296,22 @@ describe("webhook worker", () => {
     assert.ok(logs.at("debug").some((l) => l.obj.delivery === skipped!.id && /not in webhook.events/.test(l.msg)));
   });
 
+  test("claims only the webhook channel: bus events are left to their publisher", async () => {
+    const { store, worker } = await setup();
+    const [bus, hook] = await store.enqueueOutbox(
+      [
+        { topic: "thing.cert-rotation", payload: { thing_id: "t1", event: {} }, channel: "bus", orderingKey: "t1" },
+        { topic: "device.created", payload: { deviceId: "d6" } },
+      ],
+      T0,
+    );
+    assert.equal(await worker.runOnce(), 1);
+    assert.deepEqual(receiver.deliveries(), [hook!.id]);
+    const stored = (await store.listOutbox({ channel: "bus" })).find((m) => m.id === bus!.id);
+    assert.equal(stored?.state, "pending");
+    assert.equal(stored?.attempts, 0);
+  });
+
   test("two workers on one SQLite file never deliver a message twice", async () => {
     receiver.received.length = 0;
     // A slow receiver keeps both workers' passes in flight together.

@@ -102,9 +102,11 @@ const NOOP_WORKER: WebhookWorker = { stop: async () => undefined, runOnce: async
  * Starts the webhook worker for `config`, or returns a no-op worker when
  * `config.url` is null. Reads the secret file once, now (throws
  * TESSERA_ERR_CONFIG_INVALID if it is missing or empty). Each pass claims up
- * to `batchSize` due messages with a lease of 2 × timeout + 30 s, so a
- * replica that dies mid-send releases them to the others; only topics in
- * `config.events` are sent, the others are completed unsent.
+ * to `batchSize` due messages of the outbox's "webhook" channel (other
+ * channels, e.g. the bus events, belong to other consumers) with a lease of
+ * 2 × timeout + 30 s, so a replica that dies mid-send releases them to the
+ * others; only topics in `config.events` are sent, the others are completed
+ * unsent.
  */
 export function startWebhookWorker(options: WebhookWorkerOptions): WebhookWorker {
   const { config, store, log } = options;
@@ -188,7 +190,7 @@ export function startWebhookWorker(options: WebhookWorkerOptions): WebhookWorker
   async function pass(): Promise<number> {
     if (stopped) return 0;
     const now = clock.now();
-    const batch = await store.claimOutbox(now, new Date(now.getTime() + leaseMs), batchSize);
+    const batch = await store.claimOutbox(now, new Date(now.getTime() + leaseMs), batchSize, "webhook");
     await Promise.all(batch.map(handle));
     return batch.length;
   }
