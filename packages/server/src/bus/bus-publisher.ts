@@ -18,6 +18,7 @@ import type { MainfluxConfig } from "../config/types.js";
 import { TesseraError } from "../errors.js";
 import { encodeCommand } from "./command.js";
 import { connectBus, DEFAULT_BUS_URL, isValidThingToken, rotationSubject, type BusConnection, type BusConnector, type BusKind } from "./transport.js";
+import { backoffDelay } from "../authority/backoff.js";
 
 export { decodeCommand, encodeCommand, type Command } from "./command.js";
 export { DEFAULT_BUS_URL, isValidThingToken, rotationSubject, type BusConnection, type BusConnector, type BusKind } from "./transport.js";
@@ -94,9 +95,7 @@ const MAX_ERROR_LENGTH = 500;
  * certificate it was never told about), so the cap is low.
  */
 export function busRetryDelay(attempt: number, random: () => number = Math.random): number {
-  const exponent = Math.min(Math.max(attempt, 1) - 1, 30);
-  const capped = Math.min(BUS_RETRY_CAP_MS, BUS_RETRY_BASE_MS * 2 ** exponent);
-  return Math.round(capped * (1 - BUS_RETRY_JITTER + 2 * BUS_RETRY_JITTER * random()));
+  return backoffDelay(attempt, { baseMs: BUS_RETRY_BASE_MS, capMs: BUS_RETRY_CAP_MS, jitter: BUS_RETRY_JITTER }, random);
 }
 
 /**

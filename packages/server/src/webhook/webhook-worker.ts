@@ -13,6 +13,7 @@ import { systemClock, type Clock } from "../authority/runtime.js";
 import type { WebhookConfig } from "../config/types.js";
 import { TesseraError } from "../errors.js";
 import { signWebhook } from "./signature.js";
+import { backoffDelay } from "../authority/backoff.js";
 
 export { signWebhook, verifyWebhookSignature } from "./signature.js";
 
@@ -69,9 +70,7 @@ const MAX_ERROR_LENGTH = 500;
  * so receivers that come back are not hit by every replica at once.
  */
 export function webhookRetryDelay(attempt: number, random: () => number = Math.random): number {
-  const exponent = Math.min(Math.max(attempt, 1) - 1, 30);
-  const capped = Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** exponent);
-  return Math.round(capped * (1 - RETRY_JITTER + 2 * RETRY_JITTER * random()));
+  return backoffDelay(attempt, { baseMs: RETRY_BASE_MS, capMs: RETRY_CAP_MS, jitter: RETRY_JITTER }, random);
 }
 
 /** The JSON body of one delivery. */
