@@ -1,78 +1,53 @@
 /**
- * `npm run bench`: in-process issuance through the authority with durable
- * storage (the whole pipeline: CSR verify, template build, sign, group-commit
- * store), on SQLite and on PostgreSQL. Prints a table and one JSON line.
- * Not part of `npm test`. Timings on shared machines are noisy: compare ratios from one run.
+ * `npm run bench` (not part of `npm test`): runs the benchmark sections, prints
+ * a table per section and one JSON line with every figure, and writes
+ * bench/results/latest.json and docs/benchmarks-enroll.svg, which
+ * docs/benchmarks.md shows. Timings on shared machines are noisy: compare
+ * ratios from one run.
+ *
+ * Environment: BENCH_ONLY=issue,enroll,… (sections to run), BENCH_SECONDS
+ * (per timed run, default 10), BENCH_QUICK=1 (smaller sizes).
  */
 import "reflect-metadata";
+import * as fs from "node:fs";
 import * as os from "node:os";
-import pino from "pino";
-import { buildCsr, generateKeyPair } from "@tessera/pki";
-import { openAuthority } from "../packages/server/src/server.js";
-import { testConfig, tempDir } from "../packages/server/src/test-support.js";
-import { openStore } from "../packages/server/src/store/index.js";
+import * as path from "node:path";
+import type { BenchFigure, BenchSection } from "./lib/section.js";
 
-const TOTAL = Number(process.env.BENCH_N ?? 20000);
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
-const PG = process.env.TESSERA_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const SECTIONS: Array<() => Promise<{ section: BenchSection }>> = [
+  () => import("./issue-inprocess.js"),
+];
 
-interface Row { store: string; certs: number; concurrency: number; perSecond: number; cpuUsPerCert: number; p50ms: number; p99ms: number; commits: number; perCoreTarget: number }
+const only = (process.env.BENCH_ONLY ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+const quick = process.env.BENCH_QUICK === "1";
+const machine = { cores: os.cpus().length, cpu: os.cpus()[0]?.model ?? "?", memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` };
+console.log(`Tessera benchmarks on ${machine.cores} cores (${machine.cpu}), ${machine.memoryGiB} GiB, Node ${machine.node}; ${seconds} s per timed run${quick ? ", quick sizes" : ""}`);
 
-async function run(name: string, databaseUrl?: string): Promise<Row> {
-  const config = await testConfig({ TESSERA_DATA_DIR: tempDir("tessera-bench-"), TESSERA_LOG_LEVEL: "silent", ...(databaseUrl ? { TESSERA_DATABASE_URL: databaseUrl } : {}) });
-  const { authority, store } = await openAuthority(config, pino({ level: "silent" }), {});
-  const csrs = Array.from({ length: 64 }, (_, i) => buildCsr({ subject: [{ type: "CN", value: `bench-${i}` }], privateKey: generateKeyPair().privateKey }));
-  const one = (i: number) => authority.issue({ csr: csrs[i % csrs.length]!, protocol: "bench", credential: { kind: "operator", actor: "bench" } });
-  for (let i = 0; i < 500; i++) await one(i); // warm-up: JIT, statement caches
-  const commits0 = authority.writer.commits;
-  const latencies: number[] = [];
-  let next = 0;
-  const cpu0 = process.cpuUsage();
-  const t0 = process.hrtime.bigint();
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next < TOTAL) {
-        const i = next++;
-        const s = process.hrtime.bigint();
-        await one(i);
-        latencies.push(Number(process.hrtime.bigint() - s) / 1e6);
-      }
-    }),
-  );
-  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-  const cpu = process.cpuUsage(cpu0);
-  latencies.sort((a, b) => a - b);
-  const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
-  const row: Row = {
-    store: name,
-    certs: TOTAL,
-    concurrency: CONCURRENCY,
-    perSecond: Math.round(TOTAL / wall),
-    cpuUsPerCert: Math.round((cpu.user + cpu.system) / TOTAL),
-    p50ms: +q(0.5).toFixed(2),
-    p99ms: +q(0.99).toFixed(2),
-    commits: authority.writer.commits - commits0,
-    // certificates per second per CPU-second: the per-core figure the target (≥ 8,000) is about
-    perCoreTarget: Math.round(1e6 / ((cpu.user + cpu.system) / TOTAL)),
-  };
-  await store.close();
-  return row;
+const figures: BenchFigure[] = [];
+const sections: Record<string, { title: string; rows: Record<string, unknown>[] }> = {};
+for (const load of SECTIONS) {
+  const { section } = await load();
+  if (only.length > 0 && !only.includes(section.id)) continue;
+  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), `tessera-bench-${section.id}-`));
+  console.log(`\n## ${section.title}`);
+  try {
+    const r = await section.run({ seconds, quick, workDir });
+    console.table(r.rows);
+    sections[section.id] = { title: section.title, rows: r.rows };
+    figures.push(...r.figures);
+  } catch (err) {
+    console.error(`section ${section.id} failed: ${(err as Error).stack ?? err}`);
+  } finally {
+    fs.rmSync(workDir, { recursive: true, force: true });
+  }
 }
 
-const rows: Row[] = [await run("sqlite")];
-try {
-  const schema = `bench_${Date.now().toString(36)}`;
-  const s = await openStore(PG);
-  await s.close();
-  rows.push(await run("postgres", `${PG}?schema=${schema}`));
-  const pg = (await import("pg")).default;
-  const c = new pg.Client({ connectionString: PG });
-  await c.connect();
-  await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-  await c.end();
-} catch (err) {
-  console.error(`PostgreSQL skipped: ${(err as Error).message}`);
-}
-console.log(`\nIssuance through the authority with durable storage (${os.cpus().length} cores, ${os.cpus()[0]?.model ?? "?"}, Node ${process.version})`);
-console.table(rows.map((r) => ({ store: r.store, "certs/s": r.perSecond, "CPU µs/cert": r.cpuUsPerCert, "certs/s per core": r.perCoreTarget, "p50 ms": r.p50ms, "p99 ms": r.p99ms, transactions: r.commits, concurrency: r.concurrency })));
-console.log(JSON.stringify({ bench: "issuance", target: { certsPerSecondPerCore: 8000 }, results: rows }));
+console.log("\n## Figures");
+console.table(figures.map((f) => ({ figure: f.label, value: `${f.value} ${f.unit}`, target: f.target ?? "", met: f.met === undefined ? "" : f.met ? "yes" : "NO", note: f.note ?? "" })));
+const result = { at: new Date().toISOString(), machine, seconds, quick, figures, sections };
+console.log(JSON.stringify({ bench: "tessera", figures }));
+const resultsDir = new URL("./results/", import.meta.url).pathname;
+fs.mkdirSync(resultsDir, { recursive: true });
+fs.writeFileSync(path.join(resultsDir, "latest.json"), JSON.stringify(result, null, 2) + "\n");
+console.log(`\nwritten: bench/results/latest.json`);
