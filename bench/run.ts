@@ -16,6 +16,11 @@ import type { BenchFigure, BenchSection } from "./lib/section.js";
 
 const SECTIONS: Array<() => Promise<{ section: BenchSection }>> = [
   () => import("./issue-inprocess.js"),
+  () => import("./store-scale.js"),
+  () => import("./revocation-scale.js"),
+  () => import("./enroll.js"),
+  () => import("./renew.js"),
+  () => import("./footprint.js"),
 ];
 
 const only = (process.env.BENCH_ONLY ?? "").split(",").map((s) => s.trim()).filter(Boolean);

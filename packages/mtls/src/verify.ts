@@ -29,6 +29,37 @@ export interface VerifyOptions {
 
 const ANY_EKU = "2.5.29.37.0";
 
+// Work that depends only on the configured trust (the same ParsedCertificate objects on every
+// call, e.g. a server's roots and intermediates) is done once per object: importing a public key
+// costs more than verifying a signature with it (OpenSSL 3's decoders), and the intermediate's
+// signature by the root does not change between handshakes. Keyed by object identity, so the
+// entries go when the certificates do; a certificate the peer sends is a new object each time
+// and never hits. ParsedCertificate objects are not mutated anywhere; `spki`/`tbs` identity is
+// checked anyway.
+const publicKeys = new WeakMap<ParsedCertificate, { spki: Buffer; key: ReturnType<typeof certificatePublicKey> }>();
+const verifiedBy = new WeakMap<ParsedCertificate, WeakMap<ParsedCertificate, Buffer>>();
+
+function publicKeyOf(c: ParsedCertificate): ReturnType<typeof certificatePublicKey> {
+  const hit = publicKeys.get(c);
+  if (hit && hit.spki === c.spki) return hit.key;
+  const key = certificatePublicKey(c);
+  publicKeys.set(c, { spki: c.spki, key });
+  return key;
+}
+
+/** Whether `issuer`'s key signed `cert`; a success between two trusted (configured) certificates is remembered. */
+function signedBy(cert: ParsedCertificate, issuer: ParsedCertificate, remember: boolean): boolean {
+  const known = verifiedBy.get(cert)?.get(issuer);
+  if (known !== undefined && known === cert.tbs) return true;
+  if (!verifyCertificateSignature(cert, publicKeyOf(issuer))) return false;
+  if (remember) {
+    let m = verifiedBy.get(cert);
+    if (!m) verifiedBy.set(cert, (m = new WeakMap()));
+    m.set(issuer, cert.tbs);
+  }
+  return true;
+}
+
 /**
  * Verifies a leaf (DER) plus whatever chain the peer sent. Returns a
  * PeerResult; never throws for bad input.
@@ -42,7 +73,10 @@ export async function verifyPeer(leafDer: Uint8Array | undefined, sentChain: rea
     return { status: "rejected", reason: "unparsable certificate" };
   }
   const at = (opts.at ?? new Date()).getTime();
+  // Configured intermediates before what the peer sent: the first match wins, so a chain that
+  // verifies without the sent certificates verifies the same with them (the server's peer.ts relies on it).
   const pool: ParsedCertificate[] = [...(opts.intermediates ?? [])];
+  const configured = new Set<ParsedCertificate>(pool);
   for (const d of sentChain) {
     try {
       pool.push(parseCertificate(d));
@@ -59,14 +93,15 @@ export async function verifyPeer(leafDer: Uint8Array | undefined, sentChain: rea
   const chain: ParsedCertificate[] = [leaf];
   let cur = leaf;
   for (let depth = 0; depth < 8; depth++) {
-    const anchor = opts.roots.find((r) => r.subject.equals(cur.issuer) && verifyCertificateSignature(cur, certificatePublicKey(r)));
+    const trusted = configured.has(cur);
+    const anchor = opts.roots.find((r) => r.subject.equals(cur.issuer) && signedBy(cur, r, trusted));
     if (anchor) {
       if (at > anchor.notAfter.getTime() || at < anchor.notBefore.getTime()) return reject("trust anchor outside its validity");
       if (opts.isRevoked && (await opts.isRevoked(leaf.serialHex, leaf))) return reject("certificate revoked");
       if (!anchor.der.equals(cur.der)) chain.push(anchor);
       return { status: "verified", certificate: leaf, chain };
     }
-    const parent = pool.find((c) => c.subject.equals(cur.issuer) && !c.der.equals(cur.der) && verifyCertificateSignature(cur, certificatePublicKey(c)));
+    const parent = pool.find((c) => c.subject.equals(cur.issuer) && !c.der.equals(cur.der) && signedBy(cur, c, trusted && configured.has(c)));
     if (!parent) return reject("certificate does not chain to a trusted CA");
     if (!basicConstraints(parent)?.ca) return reject("issuer is not a CA");
     if (at > parent.notAfter.getTime() || at < parent.notBefore.getTime()) return reject("issuer outside its validity");

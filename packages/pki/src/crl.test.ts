@@ -10,7 +10,7 @@ import { buildCrl, CRL_REASONS, parseCrlReason, type CrlEntry, type CrlInput } f
 import { makeTestCa, type TestCa } from "./test-helpers.js";
 import { issuerSkiOf } from "./template.js";
 import { certificatePublicKey, ExtOid, verifySignature } from "./certificate.js";
-import { decodeOid, decodeTime, readChildren, readWhole, Tag, tlvValue, toArrayBuffer } from "./der.js";
+import { decodeOid, decodeTime, encodeOid, encodeTime, encodeUnsignedInteger, readChildren, readWhole, Tag, tlv, tlvValue, toArrayBuffer } from "./der.js";
 import { generateSerial, serialToHex } from "./serial.js";
 import { pemEncode } from "./pem.js";
 import { PkiError, type PkiErrorCode } from "./errors.js";
@@ -186,6 +186,42 @@ test("serial encodings, every reason code, large CRL numbers and GeneralizedTime
     const e = parsed.entries[3 + i]!;
     assert.equal(e.reason, reason === "unspecified" ? undefined : CRL_REASONS[reason], reason);
   });
+});
+
+test("entries are encoded byte for byte as composing encodeUnsignedInteger, encodeTime and tlv would", async () => {
+  // The reference: the straightforward composition of the generic DER helpers.
+  const oidReason = encodeOid(ExtOid.crlReason);
+  const reference = (e: CrlEntry) => {
+    const serial = Buffer.from(e.serialHex.length % 2 ? "0" + e.serialHex : e.serialHex, "hex");
+    const parts: Uint8Array[] = [encodeUnsignedInteger(serial), encodeTime(e.revokedAt)];
+    if (e.reason && e.reason !== "unspecified") {
+      parts.push(tlv(Tag.SEQUENCE, tlv(Tag.SEQUENCE, oidReason, tlv(Tag.OCTET_STRING, tlv(Tag.ENUMERATED, Uint8Array.of(CRL_REASONS[e.reason]))))));
+    }
+    return tlv(Tag.SEQUENCE, ...parts);
+  };
+  const reasons = [undefined, ...Object.keys(CRL_REASONS)] as (CrlEntry["reason"] | undefined)[];
+  const list: CrlEntry[] = [
+    { serialHex: "0", revokedAt: new Date("1950-01-01T00:00:00Z") },
+    { serialHex: "00", revokedAt: new Date("1949-12-31T23:59:59Z") }, // GeneralizedTime before 1950
+    { serialHex: "000000ff", revokedAt: new Date("9999-12-31T23:59:59.999Z") }, // leading zeros stripped, then a pad
+    { serialHex: "7f", revokedAt: new Date("0001-02-03T04:05:06Z") },
+    { serialHex: "f".repeat(300), revokedAt: new Date("2026-06-30T12:00:00.500Z"), reason: "keyCompromise" }, // long: multi-byte lengths
+    { serialHex: "", revokedAt: new Date("2026-01-01T00:00:00Z") },
+    { serialHex: "12zz", revokedAt: new Date("2026-01-01T00:00:00Z") }, // stops at the first bad digit, as Buffer.from does
+  ];
+  for (let i = 0; i < 2000; i++) {
+    list.push({
+      serialHex: i % 7 === 0 ? i.toString(16) : serialToHex(generateSerial({ kind: "random", bytes: 8 + (i % 13) })),
+      revokedAt: new Date(Date.UTC(1940 + (i % 130), i % 12, 1 + (i % 28), i % 24, i % 60, (i * 7) % 60, i % 1000)),
+      reason: reasons[i % reasons.length],
+    });
+  }
+  const der = await buildCrl({ ...input, entries: list });
+  const [tbsT] = readChildren(der, readWhole(der, Tag.SEQUENCE));
+  const revoked = readChildren(der, tbsT!)[5]!;
+  assert.ok(Buffer.from(tlvValue(der, revoked)).equals(Buffer.concat(list.map(reference))));
+  // Dates encodeTime refuses are refused the same way.
+  await assert.rejects(buildCrl({ ...input, entries: [{ serialHex: "01", revokedAt: new Date(NaN) }] }), RangeError);
 });
 
 for (const type of ["ed25519", "rsa-2048"] as const satisfies readonly KeyType[]) {

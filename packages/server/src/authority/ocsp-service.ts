@@ -18,7 +18,10 @@
  *   response always has at least half its validity left. A revocation
  *   (this process at once, other processes via RevocationEvents' poll)
  *   drops the serial's entries. Requests with a nonce are signed fresh: the
- *   price of a nonce (RFC 8954 §4).
+ *   price of a nonce (RFC 8954 §4). A request whose exact bytes were answered
+ *   from the cache before goes straight to its entry, without being parsed
+ *   again (the hot path of an OCSP responder: the same few requests over and
+ *   over).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -106,6 +109,8 @@ export class OcspService implements OcspResponder {
   private readonly matches: (certId: OcspCertId) => boolean;
   private readonly cache = new Map<string, Map<string, Cached>>();
   private readonly inflight = new Map<string, Promise<Cached>>();
+  /** Request bytes (latin1) → where their cached answer lives; bounded, oldest out first. */
+  private readonly byRequest = new Map<string, { serial: string; key: string }>();
   /** Bumped on every revocation: an answer built across one is not cached (it may predate it). */
   private epoch = 0;
   private readonly onRevoked = (e: RevocationEvent) => {
@@ -159,6 +164,16 @@ export class OcspService implements OcspResponder {
 
   /** Answers a DER OCSPRequest (see the module comment for the rules). */
   async respond(request: Uint8Array): Promise<OcspAnswer> {
+    // The hot path: the very bytes of a request answered from the cache before. Same bytes, same
+    // parse, same issuer match, so only the cached entry itself is checked (present, fresh, and the
+    // signer not due for rotation); anything else takes the full path below.
+    const bytes = Buffer.from(request.buffer, request.byteOffset, request.byteLength).toString("latin1");
+    const known = this.byRequest.get(bytes);
+    if (known) {
+      const hit = this.cache.get(known.serial)?.get(known.key);
+      const now = this.opts.clock.now().getTime();
+      if (hit && now < hit.refreshAt && now < this.signer.rotateAt) return cachedAnswer(hit);
+    }
     let req: ReturnType<typeof parseOcspRequest>;
     try {
       req = parseOcspRequest(request);
@@ -170,8 +185,14 @@ export class OcspService implements OcspResponder {
     try {
       await this.ensureSigner();
       if (req.certIds.length === 1 && !req.nonce) {
-        const c = await this.cached(req.certIds[0]!);
-        return { der: c.der, status: "successful", cacheable: true, thisUpdate: c.thisUpdate, nextUpdate: c.nextUpdate };
+        const certId = req.certIds[0]!;
+        const c = await this.cached(certId);
+        const key = certId.der.toString("base64");
+        if (this.cache.get(certId.serialHex)?.get(key) === c) {
+          if (this.byRequest.size >= 2 * (this.opts.maxCachedSerials ?? 100_000)) this.byRequest.delete(this.byRequest.keys().next().value!);
+          this.byRequest.set(bytes, { serial: certId.serialHex, key });
+        }
+        return cachedAnswer(c);
       }
       const now = this.thisUpdate();
       const nextUpdate = this.nextUpdateFor(now);
@@ -306,6 +327,10 @@ function writeAtomic(file: string, data: string): void {
   const tmp = `${file}.${process.pid}.tmp`;
   fs.writeFileSync(tmp, data, { mode: 0o600 });
   fs.renameSync(tmp, file);
+}
+
+function cachedAnswer(c: Cached): OcspAnswer {
+  return { der: c.der, status: "successful", cacheable: true, thisUpdate: c.thisUpdate, nextUpdate: c.nextUpdate };
 }
 
 function errorAnswer(status: Exclude<OcspResponseStatus, "successful">): OcspAnswer {

@@ -19,15 +19,33 @@ import type { ProtocolModule } from "./app.js";
 /** Largest request accepted, bytes: 32 CertIDs with a nonce and a signature fit easily. */
 const BODY_LIMIT = 16 * 1024;
 
+/** The fixed caching headers of a cacheable answer, made once per answer: cached answers are the same Buffer every time. */
+interface CacheHeaders {
+  lastModified: string;
+  expires: string;
+  etag: string;
+}
+const cacheHeaders = new WeakMap<Buffer, CacheHeaders>();
+
+function headersOf(a: OcspAnswer & { thisUpdate: Date; nextUpdate: Date }): CacheHeaders {
+  let h = cacheHeaders.get(a.der);
+  if (!h) {
+    h = { lastModified: a.thisUpdate.toUTCString(), expires: a.nextUpdate.toUTCString(), etag: `"${createHash("sha1").update(a.der).digest("hex")}"` };
+    cacheHeaders.set(a.der, h);
+  }
+  return h;
+}
+
 function send(reply: FastifyReply, a: OcspAnswer, now: Date): FastifyReply {
   reply.code(200).type("application/ocsp-response");
   if (a.cacheable && a.nextUpdate && a.thisUpdate) {
     const maxAge = Math.max(0, Math.floor((a.nextUpdate.getTime() - now.getTime()) / 1000));
+    const h = headersOf(a as OcspAnswer & { thisUpdate: Date; nextUpdate: Date });
     reply
       .header("cache-control", `max-age=${maxAge}, public, no-transform, must-revalidate`)
-      .header("last-modified", a.thisUpdate.toUTCString())
-      .header("expires", a.nextUpdate.toUTCString())
-      .header("etag", `"${createHash("sha1").update(a.der).digest("hex")}"`);
+      .header("last-modified", h.lastModified)
+      .header("expires", h.expires)
+      .header("etag", h.etag);
   } else {
     reply.header("cache-control", "no-store");
   }
@@ -65,11 +83,13 @@ export function ocspRoutes(deps: { ocsp: OcspResponder; now?: () => Date }): Pro
         // The plain-HTTP listener has no catch-all body parser: take any body as bytes here.
         scope.removeAllContentTypeParsers();
         scope.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: BODY_LIMIT }, (_req, body, done) => done(null, body));
-        scope.addHook("onRequest", async (req) => {
-          if (req.method === "POST" && !req.headers["content-type"]) req.headers["content-type"] = "application/ocsp-request";
-        });
-        scope.post("/ocsp", { bodyLimit: BODY_LIMIT }, post);
-        scope.post("/ocsp/", { bodyLimit: BODY_LIMIT }, post);
+        // On the POST routes only: a GET (the cached, hot path) has no body to type.
+        const defaultType = (req: FastifyRequest, _reply: FastifyReply, done: () => void) => {
+          if (!req.headers["content-type"]) req.headers["content-type"] = "application/ocsp-request";
+          done();
+        };
+        scope.post("/ocsp", { bodyLimit: BODY_LIMIT, onRequest: defaultType }, post);
+        scope.post("/ocsp/", { bodyLimit: BODY_LIMIT, onRequest: defaultType }, post);
         scope.get("/ocsp/*", get);
       });
     },

@@ -7,7 +7,7 @@
  * sendRaw (http/raw-reply.ts), which writes canonical header names.
  */
 import type { FastifyReply } from "fastify";
-import { buildCertsOnly, decodeBase64Lenient, encodeBase64Lines, looksLikePem, pemDecodeFirst } from "@tessera/pki";
+import { decodeBase64Lenient, encodeBase64Lines, encodeOid, encodeSmallInteger, looksLikePem, pemDecodeFirst, readWhole, Tag, tlv } from "@tessera/pki";
 import { sendRaw } from "../../http/raw-reply.js";
 
 export { sendRaw };
@@ -40,9 +40,31 @@ export function sendBase64(reply: FastifyReply, contentType: string, der: Uint8A
   return sendRaw(reply, 200, { "Content-Type": contentType, "Content-Transfer-Encoding": "base64" }, encodeBase64Lines(der));
 }
 
+const ID_SIGNED_DATA = encodeOid("1.2.840.113549.1.7.2");
+const SIGNED_DATA_HEAD = Buffer.concat([
+  encodeSmallInteger(1), // CMSVersion v1
+  tlv(Tag.SET), // digestAlgorithms: none
+  tlv(Tag.SEQUENCE, encodeOid("1.2.840.113549.1.7.1")), // encapContentInfo: id-data, no content
+]);
+const EMPTY_SET = tlv(Tag.SET); // signerInfos: none
+
+/**
+ * DER of a certs-only CMS (RFC 5652 SignedData, degenerate: no content, no
+ * signers) holding `certificates` (DER, each one SEQUENCE) in the given
+ * order; the same bytes as @tessera/pki's buildCertsOnly, which parses and
+ * re-serialises every certificate through an ASN.1 object model: a quarter
+ * of the main thread's time per EST enrollment. The certificates come from
+ * the CA; each is still checked to be exactly one DER SEQUENCE.
+ */
+export function certsOnlyDer(certificates: readonly Uint8Array[]): Buffer {
+  for (const der of certificates) readWhole(der, Tag.SEQUENCE);
+  const signedData = tlv(Tag.SEQUENCE, SIGNED_DATA_HEAD, tlv(0xa0, ...certificates), EMPTY_SET);
+  return tlv(Tag.SEQUENCE, ID_SIGNED_DATA, tlv(0xa0, signedData));
+}
+
 /** A certs-only CMS answer (RFC 7030 §4.1.3, §4.2.3) holding `certificates` (DER). */
 export function sendCertsOnly(reply: FastifyReply, certificates: readonly Uint8Array[]): FastifyReply {
-  return sendBase64(reply, EST_TYPES.certsOnly, buildCertsOnly(certificates));
+  return sendBase64(reply, EST_TYPES.certsOnly, certsOnlyDer(certificates));
 }
 
 /** An error or empty answer: text/plain for a body, nothing but Content-Length for an empty one. */
@@ -62,7 +84,7 @@ export function sendServerKeygen(reply: FastifyReply, pkcs8: Uint8Array, certifi
   const crlf = (s: string) => s.replace(/\n/g, "\r\n");
   const part = (type: string, der: Uint8Array) =>
     `--${MULTIPART_BOUNDARY}\r\nContent-Type: ${type}\r\nContent-Transfer-Encoding: base64\r\n\r\n${crlf(encodeBase64Lines(der))}`;
-  const body = part(EST_TYPES.pkcs8, pkcs8) + part(EST_TYPES.certsOnly, buildCertsOnly([certificate])) + `--${MULTIPART_BOUNDARY}--\r\n`;
+  const body = part(EST_TYPES.pkcs8, pkcs8) + part(EST_TYPES.certsOnly, certsOnlyDer([certificate])) + `--${MULTIPART_BOUNDARY}--\r\n`;
   return sendRaw(reply, 200, { "Content-Type": `multipart/mixed; boundary=${MULTIPART_BOUNDARY}` }, body);
 }
 
