@@ -209,6 +209,10 @@ test("entries are encoded byte for byte as composing encodeUnsignedInteger, enco
     { serialHex: "", revokedAt: new Date("2026-01-01T00:00:00Z") },
     { serialHex: "12zz", revokedAt: new Date("2026-01-01T00:00:00Z") }, // stops at the first bad digit, as Buffer.from does
   ];
+  // Calendar edges: leap days, century years, the ends of the UTCTime range, times before 1970.
+  for (const iso of ["2000-02-29T23:59:59Z", "1900-03-01T00:00:00Z", "2100-02-28T12:00:00Z", "2400-02-29T00:00:00Z", "1969-12-31T23:59:59.999Z", "1970-01-01T00:00:00Z", "2049-12-31T23:59:59.999Z", "0000-01-01T00:00:00Z"]) {
+    list.push({ serialHex: "2a", revokedAt: new Date(iso) });
+  }
   for (let i = 0; i < 2000; i++) {
     list.push({
       serialHex: i % 7 === 0 ? i.toString(16) : serialToHex(generateSerial({ kind: "random", bytes: 8 + (i % 13) })),
@@ -216,6 +220,8 @@ test("entries are encoded byte for byte as composing encodeUnsignedInteger, enco
       reason: reasons[i % reasons.length],
     });
   }
+  // And every day of four centuries, at a time of day that moves with it.
+  for (let day = -200_000; day < 150_000; day += 1) list.push({ serialHex: "1", revokedAt: new Date(day * 86_400_000 + ((day * 7919) % 86_400) * 1000) });
   const der = await buildCrl({ ...input, entries: list });
   const [tbsT] = readChildren(der, readWhole(der, Tag.SEQUENCE));
   const revoked = readChildren(der, tbsT!)[5]!;

@@ -303,6 +303,8 @@ brokerSuite("nats", (broker) => {
       await second?.stop();
       await sub.close();
       await store.close();
+      // Whatever failed above, later tests need the broker running (start() is a no-op when it is).
+      await broker().start();
     }
   });
 
