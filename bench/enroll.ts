@@ -23,6 +23,12 @@
  * BENCH_ENROLL_PROFILE=1 or a directory: one more c=8 run against a Tessera
  * started with --cpu-prof, its top self-time functions printed (the profile
  * is kept in that directory, default the OS temp dir).
+ * BENCH_WORKERS (default "1"): Tessera's worker counts (`serve --workers N`),
+ * e.g. "1,2": one server each, all measured in turn at every concurrency; the
+ * first is the one compared with cfssl in the headline figures.
+ * BENCH_BASELINE_ROOT: another checkout (e.g. `git archive` of the commit
+ * before a change, with node_modules linked); its Tessera ("baseline") runs
+ * in turn with the others, so a change's before/after comes from one run.
  */
 import "reflect-metadata";
 import { execFileSync } from "node:child_process";
@@ -33,7 +39,7 @@ import * as path from "node:path";
 import Database from "better-sqlite3";
 import { buildCsr, encodeBase64Lines, generateKeyPair, pemEncode } from "@tessera/pki";
 import type { BenchFigure, BenchSection } from "./lib/section.js";
-import { startCommandProcess, startTesseraProcess, tesseraCli, type ServerProcess } from "./lib/server-process.js";
+import { startCommandProcess, startTesseraProcess, tesseraCli, type ServerProcess, type TesseraProcess } from "./lib/server-process.js";
 import { runWrk, writeWrkScript, type WrkResult } from "./lib/wrk.js";
 import { topSelfTime } from "./lib/cpuprofile.js";
 
@@ -43,7 +49,24 @@ const WARMUP_SECONDS = 2;
 const USER = "bench";
 const PASSWORD = "bench-enroll-password";
 
-type Server = "tessera" | "cfssl";
+/** "cfssl", or a Tessera variant: "tessera", "tessera w2" (workers), "baseline" (BENCH_BASELINE_ROOT). */
+type Server = string;
+
+/** One Tessera server to measure. */
+interface Variant {
+  name: string;
+  workers: number;
+  root?: string;
+}
+
+/** The Tessera variants this run measures (see the module comment). */
+function variants(): Variant[] {
+  const workers = (process.env.BENCH_WORKERS ?? "1").split(",").map(Number).filter((n) => Number.isInteger(n) && n > 0);
+  const list: Variant[] = workers.map((w) => ({ name: w === 1 ? "tessera" : `tessera w${w}`, workers: w }));
+  const base = process.env.BENCH_BASELINE_ROOT;
+  if (base) list.push({ name: "baseline", workers: 1, root: path.resolve(base) });
+  return list;
+}
 
 interface Run {
   server: Server;
@@ -188,23 +211,26 @@ export const section: BenchSection = {
       marker: '"success":true',
     });
 
-    const dataDir = path.join(workDir, "tessera");
-    tesseraCli(dataDir, ["est", "user", "add", USER, "--password", PASSWORD]);
-    const tessera = await startTesseraProcess({ dataDir });
-    const estUrl = `${tessera.url}/.well-known/est/simpleenroll`;
+    const servers: Array<Variant & { proc: TesseraProcess; url: string; dataDir: string }> = [];
     let cfssl: { proc: ServerProcess; url: string } | undefined;
     const runs: Run[] = [];
     try {
+      for (const v of variants()) {
+        const dataDir = path.join(workDir, v.name.replace(/\W+/g, "-"));
+        tesseraCli(dataDir, ["est", "user", "add", USER, "--password", PASSWORD], {}, v.root);
+        const proc = await startTesseraProcess({ dataDir, workers: v.workers, root: v.root });
+        servers.push({ ...v, proc, url: `${proc.url}/.well-known/est/simpleenroll`, dataDir });
+      }
       cfssl = await startCfssl(path.join(workDir, "cfssl"));
-      // Warm-up: JIT, statement caches, TLS session set-up paths.
-      await runWrk({ url: estUrl, script: estScript, connections: 8, seconds: WARMUP_SECONDS });
+      // Warm-up: JIT, statement caches, TLS session set-up paths (every worker: wrk's connections spread over them).
+      for (const t of servers) await runWrk({ url: t.url, script: estScript, connections: 8 * t.workers, seconds: WARMUP_SECONDS });
       await runWrk({ url: cfssl.url, script: cfsslScript, connections: 8, seconds: WARMUP_SECONDS });
       for (const c of levels) {
-        runs.push(await measure("tessera", tessera, estUrl, estScript, c, seconds, dataDir));
+        for (const t of servers) runs.push(await measure(t.name, t.proc, t.url, estScript, c, seconds, t.dataDir));
         runs.push(await measure("cfssl", cfssl.proc, cfssl.url, cfsslScript, c, seconds));
       }
     } finally {
-      await tessera.stop();
+      for (const t of servers) await t.proc.stop();
       await cfssl?.proc.stop();
     }
     const profile = process.env.BENCH_ENROLL_PROFILE;
@@ -228,8 +254,9 @@ export const section: BenchSection = {
 
     const figures: BenchFigure[] = [];
     const errorNote = (r: Run) => (r.wrk.errors > 0 ? `${r.wrk.errors} bad responses (${r.wrk.badResponses} checked, ${r.wrk.socketErrors} socket): ${r.wrk.firstError}` : undefined);
+    const main = servers[0]?.name ?? "tessera";
     for (const c of levels) {
-      const t = runs.find((r) => r.server === "tessera" && r.concurrency === c)!;
+      const t = runs.find((r) => r.server === main && r.concurrency === c)!;
       const f = runs.find((r) => r.server === "cfssl" && r.concurrency === c)!;
       const tOk = t.wrk.errors === 0 && storeOk(t);
       const fOk = f.wrk.errors === 0;
@@ -250,9 +277,22 @@ export const section: BenchSection = {
         { key: `enroll.c${c}.cfssl.p50ms`, label: `c=${c}: cfssl p50`, value: +f.wrk.p50ms.toFixed(2), unit: "ms" },
         { key: `enroll.c${c}.tessera.p99ms`, label: `c=${c}: Tessera p99`, value: +t.wrk.p99ms.toFixed(2), unit: "ms", target: `≤ cfssl p99 (${f.wrk.p99ms.toFixed(2)} ms)`, met: tOk && t.wrk.p99ms <= f.wrk.p99ms },
         { key: `enroll.c${c}.cfssl.p99ms`, label: `c=${c}: cfssl p99`, value: +f.wrk.p99ms.toFixed(2), unit: "ms" },
-        { key: `enroll.c${c}.tessera.cpuUsPerReq`, label: `c=${c}: Tessera server CPU per enrollment`, value: t.cpuUsPerReq, unit: "µs", target: "≤ 100 µs", met: tOk && t.cpuUsPerReq <= 100, note: "whole process (all threads), /proc: TLS, HTTP, Basic auth, CSR parsed and verified twice (EST check, then issue), signing, SQLite commit" },
+        { key: `enroll.c${c}.tessera.cpuUsPerReq`, label: `c=${c}: Tessera server CPU per enrollment`, value: t.cpuUsPerReq, unit: "µs", target: "≤ 100 µs", met: tOk && t.cpuUsPerReq <= 100, note: "whole process (all threads), /proc: TLS, HTTP, Basic auth, CSR parsed and verified once (EST check; issue reuses it), signing, SQLite commit" },
         { key: `enroll.c${c}.cfssl.cpuUsPerReq`, label: `c=${c}: cfssl server CPU per certificate`, value: f.cpuUsPerReq, unit: "µs", note: "whole process, /proc" },
       );
+      // The other Tessera variants (worker counts, a baseline checkout), against the first.
+      for (const v of servers.slice(1)) {
+        const o = runs.find((r) => r.server === v.name && r.concurrency === c)!;
+        const id = v.name === "baseline" ? "baseline" : `w${v.workers}`;
+        const ok = o.wrk.errors === 0 && storeOk(o);
+        figures.push(
+          { key: `enroll.c${c}.${id}.reqPerSec`, label: `c=${c}: ${v.name} EST req/s`, value: Math.round(o.wrk.reqPerSec), unit: "req/s", target: "0 errors, all stored", met: ok, note: errorNote(o) ?? `p99 ${o.wrk.p99ms.toFixed(1)} ms, ${o.cpuUsPerReq} µs CPU/req, ${o.cores} cores busy; ${o.stored} stored for ${o.wrk.requests} responses` },
+          v.name === "baseline"
+            ? { key: `enroll.c${c}.speedupVsBaseline`, label: `c=${c}: ${main} / baseline req/s (this tree vs BENCH_BASELINE_ROOT)`, value: +(t.wrk.reqPerSec / o.wrk.reqPerSec).toFixed(2), unit: "×", note: `CPU per request ${t.cpuUsPerReq} vs ${o.cpuUsPerReq} µs (${(o.cpuUsPerReq / Math.max(1, t.cpuUsPerReq)).toFixed(2)}× less)` }
+            : { key: `enroll.c${c}.${id}.vsFirst`, label: `c=${c}: ${v.name} / ${main} req/s`, value: +(o.wrk.reqPerSec / t.wrk.reqPerSec).toFixed(2), unit: "×", note: `${v.name}: ${Math.round(o.wrk.reqPerSec)} req/s, ${o.cpuUsPerReq} µs CPU/req, ${o.cores} cores busy; ${main}: ${Math.round(t.wrk.reqPerSec)} req/s, ${t.cpuUsPerReq} µs, ${t.cores} cores` },
+          { key: `enroll.c${c}.${id}.ratio`, label: `c=${c}: ${v.name} / cfssl req/s`, value: +(o.wrk.reqPerSec / f.wrk.reqPerSec).toFixed(2), unit: "×" },
+        );
+      }
     }
     return { rows, figures };
   },

@@ -14,20 +14,21 @@
  * any Node server pays per handshake); last a short run of a second server
  * under --cpu-prof, whose self time is printed by area and by function.
  *
- * One core or more: Tessera is one Node process and is measured as shipped.
- * Async crypto in the thread pool does not pay: the signature it could move
- * (ECDSA P-256, ~25 µs) is under 1% of a renewal, while the TLS handshake
- * (about half of the server's CPU), HTTP and verification run on the main
- * thread whatever we do. Only a cluster of worker processes over one store
- * would use more cores; "renewals/s per server core" (1e6 / CPU µs per
- * renewal) is what each would add, up to what the store's serialised writes
- * allow. It is not built (see the figures' notes for what it would take).
+ * One core or more: async crypto in the thread pool does not pay: the
+ * signature it could move (ECDSA P-256, ~25 µs) is under 1% of a renewal,
+ * while the TLS handshake (about half of the server's CPU), HTTP and
+ * verification run on the main thread whatever we do. A cluster of worker
+ * processes over one store (`tessera serve --workers N`) uses more cores:
+ * with BENCH_WORKERS="1,2" (the first is the main server) the same devices
+ * renew, at 8 and 64 in flight, against the same data directory served by
+ * each worker count in turn, two rounds alternating, so the ratio comes from
+ * one run. Server CPU and memory count the primary and its workers.
  */
 import { fork, spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { processCpuMicros, startTesseraProcess, tesseraCli, type TesseraProcess } from "./lib/server-process.js";
+import { processTreeCpuMicros, processTreeRssBytes, startTesseraProcess, tesseraCli, type TesseraProcess } from "./lib/server-process.js";
 import type { BenchFigure, BenchSection } from "./lib/section.js";
 
 const SECRET = "bench-build-secret-0123456789";
@@ -40,10 +41,10 @@ export function memoryOf(pid: number): { rss: number; hwm: number } {
 }
 
 /** A Tessera child process with an imprint build secret, ready for the load client. */
-export async function renewServer(dataDir: string, nodeArgs: string[] = []): Promise<{ server: TesseraProcess; ca: string }> {
+export async function renewServer(dataDir: string, nodeArgs: string[] = [], workers?: number): Promise<{ server: TesseraProcess; ca: string }> {
   // Creates the CA and the store on first use, then the secret devices enroll with.
   tesseraCli(dataDir, ["secret", "create", "bench", "--value", SECRET, "--scope", "imprint"]);
-  const server = await startTesseraProcess({ dataDir, nodeArgs });
+  const server = await startTesseraProcess({ dataDir, nodeArgs, workers });
   return { server, ca: fs.readFileSync(path.join(dataDir, "ca", "chain.pem"), "utf8") };
 }
 
@@ -111,13 +112,14 @@ export class LoadClient {
 
 /** A timed run with the server's CPU time (from /proc) and peak RSS around it. */
 export async function measured(server: { pid: number }, client: LoadClient, p: string, concurrency: number, seconds: number) {
+  // The process and its descendants: a cluster's primary and workers count together.
   let peakRss = 0;
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, memoryOf(server.pid).rss)), 100);
-  const cpu0 = processCpuMicros(server.pid);
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, processTreeRssBytes(server.pid))), 100);
+  const cpu0 = processTreeCpuMicros(server.pid);
   const r = await client.run(p, concurrency, seconds);
-  const cpu = processCpuMicros(server.pid) - cpu0;
+  const cpu = processTreeCpuMicros(server.pid) - cpu0;
   clearInterval(sampler);
-  peakRss = Math.max(peakRss, memoryOf(server.pid).rss);
+  peakRss = Math.max(peakRss, processTreeRssBytes(server.pid));
   if (r.errors > 0) console.error(`  ${p} c${concurrency}: ${r.errors} failed requests, first: ${r.firstError}`);
   return { ...r, perSecond: Math.round(r.count / r.wallS), serverCpuUs: r.count ? Math.round(cpu / r.count) : 0, serverCores: +(cpu / 1e6 / r.wallS).toFixed(2), peakRss };
 }
@@ -236,8 +238,10 @@ export const section: BenchSection = {
     const rows: Record<string, unknown>[] = [];
     const figures: BenchFigure[] = [];
     const runs: Record<string, Awaited<ReturnType<typeof measured>>> = {};
+    const workerCounts = (process.env.BENCH_WORKERS ?? "1").split(",").map(Number).filter((n) => Number.isInteger(n) && n > 0);
+    const byWorkers: Array<{ workers: number; round: number; c: number; r: Awaited<ReturnType<typeof measured>> }> = [];
 
-    const { server, ca } = await renewServer(path.join(workDir, "data"));
+    let { server, ca } = await renewServer(path.join(workDir, "data"), [], workerCounts[0]);
     const client = await LoadClient.start();
     try {
       await client.enroll(server.url, ca, devices);
@@ -258,6 +262,22 @@ export const section: BenchSection = {
         const r = await measured(server, client, p, c, s);
         runs[`${p}.c${c}`] = r;
         row(label, c, r);
+      }
+      // Worker counts: the same data directory (CA, devices, store) served by each in turn, two rounds.
+      if (workerCounts.length > 1) {
+        for (let round = 1; round <= 2; round++) {
+          for (const w of workerCounts) {
+            await server.stop();
+            server = await startTesseraProcess({ dataDir: path.join(workDir, "data"), workers: w });
+            await client.target(server.url);
+            await client.run("renew", 64, 1); // warm-up: every worker's JIT and statement caches
+            for (const c of [8, 64]) {
+              const r = await measured(server, client, "renew", c, seconds);
+              byWorkers.push({ workers: w, round, c, r });
+              row(`renew, --workers ${w} (round ${round})`, c, r);
+            }
+          }
+        }
       }
       await server.stop();
       // The floor: the same handshakes against a bare Node https server.
@@ -311,6 +331,21 @@ export const section: BenchSection = {
       }
     }
 
+    for (const w of workerCounts.slice(1)) {
+      for (const c of [8, 64]) {
+        const rate = (n: number) => {
+          const rs = byWorkers.filter((b) => b.workers === n && b.c === c).map((b) => b.r);
+          return { perSecond: rs.reduce((a, r) => a + r.perSecond, 0) / rs.length, cpu: rs.reduce((a, r) => a + r.serverCpuUs, 0) / rs.length, p99: Math.max(...rs.map((r) => r.p99)), cores: rs.reduce((a, r) => a + r.serverCores, 0) / rs.length, client: rs.reduce((a, r) => a + r.clientCpuUs, 0) / rs.length, rss: Math.max(...rs.map((r) => r.peakRss)) };
+        };
+        const one = rate(workerCounts[0]!);
+        const many = rate(w);
+        figures.push({
+          key: `renew.c${c}.w${w}.vsW${workerCounts[0]}`, label: `renewals/s at ${c} in flight: --workers ${w} / --workers ${workerCounts[0]}`, value: +(many.perSecond / one.perSecond).toFixed(2), unit: "×",
+          note: `${Math.round(many.perSecond)}/s vs ${Math.round(one.perSecond)}/s (mean of 2 alternating rounds); server CPU per renewal ${Math.round(many.cpu)} vs ${Math.round(one.cpu)} µs, cores busy ${many.cores.toFixed(2)} vs ${one.cores.toFixed(2)}; ` +
+            `p99 ${many.p99} vs ${one.p99} ms; load generator ${Math.round(many.client)} µs CPU/renewal on the same ${os.cpus().length} cores; peak RSS (primary + workers) ${Math.round(many.rss / 2 ** 20)} vs ${Math.round(one.rss / 2 ** 20)} MB`,
+        });
+      }
+    }
     const r8 = runs["renew.c8"]!;
     const r64 = runs["renew.c64"]!;
     const hs = runs["/healthz.c64"]!;

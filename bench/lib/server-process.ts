@@ -1,8 +1,10 @@
 /**
  * Benchmark helpers for servers run as child processes: Tessera started with
  * `node bin/tessera.js serve --json` on a free loopback port with its own data
- * directory, any other command (cfssl), and their CPU time and memory read
- * from /proc (Linux), so a load generator in another process measures the
+ * directory (optionally with `--workers N`, or from another checkout to
+ * compare commits in one run), any other command (cfssl), and their CPU time
+ * and memory read from /proc (Linux) for the process and its descendants
+ * (cluster workers), so a load generator in another process measures the
  * server alone.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -29,12 +31,60 @@ export function processRssBytes(pid: number): number {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
+/** A process and its living descendants (children, grandchildren…), from /proc/<pid>/stat's ppid field. */
+export function processTree(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${name}/stat`, "utf8");
+    } catch {
+      continue; // exited meanwhile
+    }
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    const list = children.get(ppid) ?? [];
+    list.push(Number(name));
+    children.set(ppid, list);
+  }
+  const out: number[] = [];
+  for (const queue = [pid]; queue.length > 0; ) {
+    const p = queue.shift()!;
+    out.push(p);
+    queue.push(...(children.get(p) ?? []));
+  }
+  return out;
+}
+
+/** Sums `f` over a process tree, skipping processes that exit while it is read. */
+function overTree(pid: number, f: (pid: number) => number): number {
+  let sum = 0;
+  for (const p of processTree(pid)) {
+    try {
+      sum += f(p);
+    } catch {
+      // exited between the listing and the read
+    }
+  }
+  return sum;
+}
+
+/** CPU time so far of a process and its living descendants (e.g. `tessera serve --workers N`), µs. */
+export function processTreeCpuMicros(pid: number): number {
+  return overTree(pid, processCpuMicros);
+}
+
+/** VmRSS now of a process and its living descendants, bytes. */
+export function processTreeRssBytes(pid: number): number {
+  return overTree(pid, processRssBytes);
+}
+
 /** A server running as a child process. */
 export interface ServerProcess {
   pid: number;
-  /** CPU time used so far (user + system, all threads), µs. */
+  /** CPU time used so far (user + system, all threads, the process and its living descendants), µs. */
   cpuMicros(): number;
-  /** Current RSS, bytes. */
+  /** Current RSS (the process and its living descendants), bytes. */
   rssBytes(): number;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process has exited. */
   stop(graceMs?: number): Promise<void>;
@@ -55,13 +105,13 @@ function stopper(child: ChildProcess): (graceMs?: number) => Promise<void> {
 
 function serverProcess(child: ChildProcess): ServerProcess {
   const pid = child.pid!;
-  return { pid, cpuMicros: () => processCpuMicros(pid), rssBytes: () => processRssBytes(pid), stop: stopper(child) };
+  return { pid, cpuMicros: () => processTreeCpuMicros(pid), rssBytes: () => processTreeRssBytes(pid), stop: stopper(child) };
 }
 
-/** Runs the Tessera CLI once against a data directory (e.g. `est user add`); throws with its output on failure. */
-export function tesseraCli(dataDir: string, args: string[], env: Record<string, string> = {}): string {
-  const r = spawnSync(process.execPath, [TESSERA, ...args], {
-    cwd: ROOT,
+/** Runs the Tessera CLI once against a data directory (e.g. `est user add`); throws with its output on failure. `root`: another checkout's. */
+export function tesseraCli(dataDir: string, args: string[], env: Record<string, string> = {}, root = ROOT): string {
+  const r = spawnSync(process.execPath, [path.join(root, "bin/tessera.js"), ...args], {
+    cwd: root,
     encoding: "utf8",
     env: { ...process.env, TESSERA_DATA_DIR: dataDir, TESSERA_LOG_LEVEL: "warn", ...env },
   });
@@ -78,6 +128,14 @@ export interface TesseraProcessOptions {
   nodeArgs?: string[];
   /** Milliseconds to wait for the start-up line (default 60 s). */
   timeoutMs?: number;
+  /** Worker processes (`tessera serve --workers N`, env TESSERA_WORKERS); default: the server's default (1). */
+  workers?: number;
+  /**
+   * The checkout whose bin/tessera.js runs (default: this one). Another
+   * commit's tree (e.g. `git archive` of it, with node_modules linked) lets a
+   * section measure before and after a change in one run.
+   */
+  root?: string;
 }
 
 export interface TesseraProcess extends ServerProcess {
@@ -93,8 +151,9 @@ export interface TesseraProcess extends ServerProcess {
  */
 export async function startTesseraProcess(opts: TesseraProcessOptions): Promise<TesseraProcess> {
   fs.mkdirSync(opts.dataDir, { recursive: true });
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), TESSERA, "serve", "--json"], {
-    cwd: ROOT,
+  const root = opts.root ?? ROOT;
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), root === ROOT ? TESSERA : path.join(root, "bin/tessera.js"), "serve", "--json"], {
+    cwd: root,
     stdio: ["ignore", "pipe", "pipe"],
     env: {
       ...process.env,
@@ -102,6 +161,7 @@ export async function startTesseraProcess(opts: TesseraProcessOptions): Promise<
       TESSERA_LISTEN: "127.0.0.1:0",
       TESSERA_LITEBOOT_LISTEN: "off",
       TESSERA_LOG_LEVEL: "warn",
+      ...(opts.workers !== undefined ? { TESSERA_WORKERS: String(opts.workers) } : {}),
       ...opts.env,
     },
   });

@@ -168,6 +168,34 @@ function finish(parts: CsrParts, publicKey: crypto.KeyObject, key: KeyInfo): Par
   };
 }
 
+/** Results of parseAndVerifyCsr(Sync): their self-signature verified. Held weakly, so they go with the request. */
+const VERIFIED = new WeakSet<ParsedCsr>();
+
+/**
+ * Marks a parse result as verified. It is frozen first (its fields and
+ * lists), so what was verified is what a later consumer reads: swapping in
+ * another key or subject after the check is a TypeError, not a bypass.
+ */
+function verified(csr: ParsedCsr): ParsedCsr {
+  Object.freeze(csr.extensions);
+  Object.freeze(csr.attributes);
+  Object.freeze(csr);
+  VERIFIED.add(csr);
+  return csr;
+}
+
+/**
+ * True if `csr` is the very object parseAndVerifyCsr or parseAndVerifyCsrSync
+ * returned, i.e. its self-signature (proof of possession) was verified. A
+ * consumer handed a parsed CSR (the authority's issuance pipeline) uses it
+ * as is instead of importing the key and verifying again; parseCsr results,
+ * copies and objects built by hand are false. The key policy is not implied:
+ * check it with checkCsrPolicy (no key import, microseconds).
+ */
+export function isVerifiedCsr(csr: ParsedCsr): boolean {
+  return VERIFIED.has(csr);
+}
+
 function prepare(input: Uint8Array | string, policy: CsrPolicy) {
   const parts = splitCsr(input);
   const alg = SIG_ALGS[parts.sigOid];
@@ -187,7 +215,9 @@ function badSignature(): PkiError {
 
 /**
  * Parses a CSR (DER, or PEM text/bytes) and verifies its self-signature and
- * key policy; async verification runs in the thread pool.
+ * key policy; async verification runs in the thread pool. The result is
+ * frozen and recognised by isVerifiedCsr, so it can be handed on (e.g. to
+ * the authority's issue) without a second key import and verification.
  * Throws PkiError: MALFORMED_DER, UNSUPPORTED_ALGORITHM, WEAK_KEY, CSR_SIGNATURE.
  */
 export async function parseAndVerifyCsr(input: Uint8Array | string, policy: CsrPolicy = {}): Promise<ParsedCsr> {
@@ -196,7 +226,7 @@ export async function parseAndVerifyCsr(input: Uint8Array | string, policy: CsrP
     crypto.verify(alg.hash, parts.info, publicKey, parts.signature, (err, result) => resolve(!err && result));
   });
   if (!ok) throw badSignature();
-  return finish(parts, publicKey, key);
+  return verified(finish(parts, publicKey, key));
 }
 
 /** Synchronous parseAndVerifyCsr. */
@@ -209,7 +239,7 @@ export function parseAndVerifyCsrSync(input: Uint8Array | string, policy: CsrPol
     ok = false;
   }
   if (!ok) throw badSignature();
-  return finish(parts, publicKey, key);
+  return verified(finish(parts, publicKey, key));
 }
 
 /**

@@ -36,6 +36,8 @@ import { litebootMtlsAcceptance, startMtlsTestServer, type MtlsTestServer } from
 import { loadLitebootServerCertificate } from "./ca/import-liteboot.js";
 import { startWebhookWorker } from "./webhook/webhook-worker.js";
 import { createMetrics } from "./metrics.js";
+import { adminModule } from "./admin/module.js";
+import type { EnrollmentFailure } from "./http/enrollment-failures.js";
 
 /** A running server. */
 export interface RunningServer {
@@ -97,7 +99,16 @@ export async function openAuthority(config: TesseraConfig, log: Logger, env: Nod
 /** Starts every listener. `extraProtocols` lets later front-ends mount themselves. */
 export async function startServer(
   config: TesseraConfig,
-  opts: { logger?: Logger; extraProtocols?: (a: Authority) => ProtocolModule[]; banner?: (line: string) => void; clock?: Clock } = {},
+  opts: {
+    logger?: Logger; extraProtocols?: (a: Authority) => ProtocolModule[]; banner?: (line: string) => void; clock?: Clock;
+    /**
+     * Run the duties that must not run twice over one store (default true): the CRL file writer, the
+     * Caramel refresh and Mainflux rotation timers, renewing the server certificate ahead of expiry.
+     * `tessera serve --workers N` sets it in worker 1 only (cluster.ts); the others adopt the renewed
+     * certificate file on their hourly reload. Outbox workers (webhook, bus) claim rows compare-and-set and run everywhere.
+     */
+    singletons?: boolean;
+  } = {},
 ): Promise<RunningServer> {
   const log = opts.logger ?? pino({ level: config.logLevel });
   const clock = opts.clock ?? systemClock;
@@ -117,13 +128,15 @@ export async function startServer(
     clientCaNames: { issuing: issuingPem, all: issuingPem + pemEncode("CERTIFICATE", ca.root.der) },
   });
   const serverCert = () =>
-    ensureServerCertificate({ dataDir: config.dataDir, hostname: config.hostname, authority, renewBeforeSeconds: config.serverCertificate.renewBefore, now: new Date() });
+    ensureServerCertificate({ dataDir: config.dataDir, hostname: config.hostname, authority, renewBeforeSeconds: opts.singletons === false ? 0 : config.serverCertificate.renewBefore, now: new Date() });
   let tls = tlsFrom(await serverCert());
   const metrics = createMetrics(authority);
   const caramel = caramelRoutes({ authority, config: config.caramel, now: () => clock.now() });
   // Keys at rest of the Mainflux API are encrypted under a key derived from the CA passphrase (docs/protocols/mainflux.md).
   const mainfluxSealer = lazySealer(() => readPassphrase({ env: process.env.TESSERA_CA_PASSPHRASE, file: config.caPassphraseFile }));
   const mainflux = mainfluxRoutes({ authority, store, config: config.mainflux, sealer: mainfluxSealer, now: () => clock.now() });
+  // A Caramel approval signs at once: its clients poll for the certificate rather than asking again.
+  const admin = adminModule({ authority, store, clock, log, signers: { caramel: (request, actor) => caramel.service.sign(request, { long: false, actor }) } });
   const protocols: ProtocolModule[] = [
     coreRoutes({ authority, store, metrics }),
     nativeRoutes({ authority }),
@@ -133,8 +146,12 @@ export async function startServer(
     litebootRoutes({ authority, config: config.liteboot, events: config.webhook.url ? config.webhook.events : [] }),
     caramel.module,
     mainflux.module,
+    admin.module,
     ...(opts.extraProtocols?.(authority) ?? []),
   ];
+  // Failed enrollments are counted in the store for the console's fleet health (docs/admin-api.md).
+  const onEnrollmentFailure = (f: EnrollmentFailure) =>
+    void store.recordFailure(f.protocol, f.code, clock.now()).catch((err) => log.error({ err }, "cannot count a failed enrollment"));
 
   const listeners: Listener[] = [];
   let litebootListener: { listener: Listener; ownCertificate: boolean } | undefined;
@@ -158,6 +175,7 @@ export async function startServer(
     );
     clearTimeout(force);
     if (plainApp) await plainApp.close().catch(() => undefined);
+    await admin.jobs.idle();
     await authority.flush();
     await store.close();
   };
@@ -182,14 +200,14 @@ export async function startServer(
       listeners.push(l);
     };
     for (const lc of config.listeners) {
-      await listen(await createListener({ config: lc, tls, logger: log, bodyLimit: config.bodyLimit, verifyOptions, protocols }));
+      await listen(await createListener({ config: lc, tls, logger: log, bodyLimit: config.bodyLimit, verifyOptions, protocols, onEnrollmentFailure }));
     }
     if (config.liteboot.listen) {
       // liteboot's REST API on a listener of its own that requires a client certificate (spec §1),
       // serving an imported liteboot SERVER certificate when there is one: devices pin it.
       const own = litebootServerFiles(config.dataDir);
       const lc = { name: "liteboot", ...config.liteboot.listen, clientCert: "require" as const, clientCaNames: "all" as const, protocols: ["liteboot"], maxTls: "1.3" as const };
-      const l = await createListener({ config: lc, tls: own ? { ...tls, ...own } : tls, logger: log, bodyLimit: config.bodyLimit, verifyOptions, protocols });
+      const l = await createListener({ config: lc, tls: own ? { ...tls, ...own } : tls, logger: log, bodyLimit: config.bodyLimit, verifyOptions, protocols, onEnrollmentFailure });
       await listen(l);
       litebootListener = { listener: l, ownCertificate: own !== undefined };
     }
@@ -242,11 +260,11 @@ export async function startServer(
   // Revocations made by the CLI or another replica reach the CRL cache and the live feed within seconds.
   authority.revocations.start(2_000, (err) => log.error({ err }, "revocation poll failed"));
   // [revocation] crl_file: a PEM copy of the CRL that follows the cache (after revocations, before nextUpdate).
-  const crlFile = config.revocation.crlFile ? new CrlFile({ file: config.revocation.crlFile, crl: authority.crl, revocations: authority.revocations, onError: (msg, err) => log.error({ err }, msg) }) : undefined;
+  const crlFile = config.revocation.crlFile && opts.singletons !== false ? new CrlFile({ file: config.revocation.crlFile, crl: authority.crl, revocations: authority.revocations, onError: (msg, err) => log.error({ err }, msg) }) : undefined;
   await crlFile?.start().catch((err) => log.error({ err }, "cannot write the CRL file"));
   // Caramel: re-sign certificates ahead of expiry, so a polling client finds a fresh one (no cron job).
   const mountedCaramel = config.listeners.some((l) => l.protocols.includes("*") || l.protocols.includes("caramel"));
-  const caramelTimer = mountedCaramel && config.caramel.refreshBefore > 0
+  const caramelTimer = mountedCaramel && config.caramel.refreshBefore > 0 && opts.singletons !== false
     ? setInterval(() => void caramel.service.refresh((msg, err) => log.error({ err }, msg)).then((n) => n > 0 && log.info({ count: n }, "caramel certificates re-signed")), config.caramel.refreshInterval * 1000).unref()
     : undefined;
   // Mainflux rotation: renew certificates nearing expiry (keeping their validity), revoke the old one in the
@@ -260,7 +278,7 @@ export async function startServer(
     });
     if (rotated.length > 0) log.info({ count: rotated.length }, "mainflux certificates rotated");
   };
-  const rotationTimer = mountedMainflux && config.mainflux.rotation.enabled
+  const rotationTimer = mountedMainflux && config.mainflux.rotation.enabled && opts.singletons !== false
     ? setInterval(() => void rotate().catch((err) => log.error({ err }, "mainflux rotation pass failed")), config.mainflux.rotation.interval * 1000).unref()
     : undefined;
   if (rotationTimer) void rotate().catch((err) => log.error({ err }, "mainflux rotation pass failed"));
@@ -282,6 +300,7 @@ export async function startServer(
     print(`  EST (RFC 7030): ${url}/.well-known/est/{cacerts,simpleenroll,simplereenroll,csrattrs,serverkeygen}${named.length ? `; labels: ${named.join(", ")}` : ""} (users: tessera est user add NAME --password P)`);
   }
   if (mounted("caramel")) print(`  Caramel: ${url}/root.crt, POST/GET ${url}/<sha256 of the CSR> (${config.caramel.mode} signing: tessera caramel list|sign|reject)`);
+  if (mounted("admin")) print(`  Web console: ${url}/admin/ (sign in with a token: tessera token create NAME --role admin); admin API ${url}/admin/api/v1, /openapi.json`);
   if (mounted("mainflux")) print(`  Mainflux certs API: ${url}/certs, /things/{id}/serials, /openapi.json (tessera token create NAME --role editor; tessera thing add ID)`);
   if (litebootListener) {
     const a = litebootListener.listener.server.address();

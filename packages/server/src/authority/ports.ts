@@ -4,6 +4,7 @@
  * it — they call the authority. Times are Date; serials are lowercase hex
  * (no leading zeros, as serialToHex); DER is Buffer.
  */
+import type { AdminQueries } from "./admin-ports.js";
 
 /** Lifecycle of a certificate. "expired" is not stored: it is derived from notAfter. */
 export type CertificateStatus = "valid" | "revoked" | "superseded";
@@ -244,7 +245,7 @@ export interface RevokedEntry {
  * The persistence port. Every mutation that can race is a single
  * compare-and-set statement or a row-locked transaction.
  */
-export interface Store {
+export interface Store extends AdminQueries {
   /** "sqlite" or "postgres". */
   readonly kind: "sqlite" | "postgres";
   /** Applies pending numbered migrations; returns how many ran. */
@@ -358,3 +359,5 @@ export interface Store {
   /** Deletes a thing's encrypted key; returns true if it existed. */
   deleteThingKey(thingId: string): Promise<boolean>;
 }
+
+export * from "./admin-ports.js";

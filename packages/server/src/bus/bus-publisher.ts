@@ -19,6 +19,7 @@ import { TesseraError } from "../errors.js";
 import { encodeCommand } from "./command.js";
 import { connectBus, DEFAULT_BUS_URL, isValidThingToken, rotationSubject, type BusConnection, type BusConnector, type BusKind } from "./transport.js";
 import { backoffDelay } from "../authority/backoff.js";
+import { IDLE_POLLER, positiveInt, startOutboxPoller, type ConsumerLog, type OutboxPoller } from "../outbox/poller.js";
 
 export { decodeCommand, encodeCommand, type Command } from "./command.js";
 export { DEFAULT_BUS_URL, isValidThingToken, rotationSubject, type BusConnection, type BusConnector, type BusKind } from "./transport.js";
@@ -40,12 +41,7 @@ export interface CertEvent {
 }
 
 /** The logger the publisher writes to (pino's Logger fits). */
-export interface BusLog {
-  debug(obj: Record<string, unknown>, msg: string): void;
-  info(obj: Record<string, unknown>, msg: string): void;
-  warn(obj: Record<string, unknown>, msg: string): void;
-  error(obj: Record<string, unknown>, msg: string): void;
-}
+export type BusLog = ConsumerLog;
 
 /** Options for startBusPublisher. */
 export interface BusPublisherOptions {
@@ -70,13 +66,8 @@ export interface BusPublisherOptions {
   connect?: BusConnector;
 }
 
-/** A running bus publisher. */
-export interface BusPublisher {
-  /** Stops polling, waits for the pass in progress and closes the broker connection; idempotent. */
-  stop(): Promise<void>;
-  /** Runs one pass now (after any pass in progress): claims due events and publishes them. Returns how many it handled (0 once stopped). */
-  runOnce(): Promise<number>;
-}
+/** A running bus publisher (stop() also closes the broker connection). */
+export type BusPublisher = OutboxPoller;
 
 /** First retry delay, milliseconds. */
 export const BUS_RETRY_BASE_MS = 1_000;
@@ -148,8 +139,6 @@ export function rotationCommand(m: Pick<OutboxRecord, "payload" | "createdAt">, 
   return { thingId, bytes };
 }
 
-const NOOP_PUBLISHER: BusPublisher = { stop: async () => undefined, runOnce: async () => 0 };
-
 /**
  * Starts the bus publisher for `config`, or returns a no-op one when
  * `config.bus` is "none". Connects lazily (on the first due event) to
@@ -164,22 +153,18 @@ const NOOP_PUBLISHER: BusPublisher = { stop: async () => undefined, runOnce: asy
  */
 export function startBusPublisher(options: BusPublisherOptions): BusPublisher {
   const { config, store, log } = options;
-  if (config.bus === "none") return NOOP_PUBLISHER;
+  if (config.bus === "none") return IDLE_POLLER;
   const kind: BusKind = config.bus;
   const url = config.url ?? DEFAULT_BUS_URL[kind];
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
   const connector = options.connect ?? connectBus;
-  const batchSize = positiveInt(options.batchSize ?? 50, "batchSize");
-  const pollInterval = positiveInt(options.pollInterval ?? 1000, "pollInterval");
-  const timeoutMs = positiveInt(options.timeout ?? 10_000, "timeout");
+  const batchSize = positiveInt(options.batchSize ?? 50, "bus publisher batchSize");
+  const pollInterval = positiveInt(options.pollInterval ?? 1000, "bus publisher pollInterval");
+  const timeoutMs = positiveInt(options.timeout ?? 10_000, "bus publisher timeout");
   const leaseMs = 2 * timeoutMs + 30_000;
   const shownUrl = url.replace(/\/\/[^@/]*@/, "//…@");
 
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  // Passes run one at a time: the timer's and runOnce's never overlap.
-  let tail: Promise<unknown> = Promise.resolve();
   let connection: BusConnection | undefined;
   /** Whether the last connection attempt failed (logs the outage once, and the recovery). */
   let down = false;
@@ -239,7 +224,6 @@ export function startBusPublisher(options: BusPublisherOptions): BusPublisher {
   }
 
   async function pass(): Promise<number> {
-    if (stopped) return 0;
     const now = clock.now();
     const batch = await store.claimOutbox(now, new Date(now.getTime() + leaseMs), batchSize, "bus");
     if (batch.length === 0) return 0;
@@ -253,48 +237,20 @@ export function startBusPublisher(options: BusPublisherOptions): BusPublisher {
     return batch.length;
   }
 
-  function runOnce(): Promise<number> {
-    const run = tail.then(pass, pass);
-    tail = run.catch(() => undefined);
-    return run;
-  }
-
-  function schedule(delay: number): void {
-    if (stopped) return;
-    timer = setTimeout(() => {
-      timer = undefined;
-      runOnce().then(
-        // Anything handled may have unblocked a thing's next event: go again at once.
-        (n) => schedule(n > 0 ? 0 : pollInterval),
-        (err: unknown) => {
-          log.warn({ err }, "bus: outbox poll failed");
-          schedule(pollInterval);
-        },
-      );
-    }, delay);
-    // The server's shutdown stops the publisher; the timer alone should not keep a process alive.
-    timer.unref();
-  }
-
-  if (options.poll ?? true) schedule(0);
-
-  return {
-    async stop(): Promise<void> {
-      stopped = true;
-      if (timer !== undefined) clearTimeout(timer);
-      timer = undefined;
-      await tail;
+  return startOutboxPoller({
+    pass,
+    // Anything handled may have unblocked a thing's next event: go again at once.
+    again: (n) => n > 0,
+    pollInterval,
+    poll: options.poll,
+    log,
+    name: "bus",
+    async onStop() {
       const open = connection;
       connection = undefined;
       await open?.close();
     },
-    runOnce,
-  };
-}
-
-function positiveInt(n: number, what: string): number {
-  if (!Number.isSafeInteger(n) || n < 1) throw new TesseraError("TESSERA_ERR_CONFIG_INVALID", { detail: `bus publisher ${what} must be a positive integer` });
-  return n;
+  });
 }
 
 function describe(err: unknown): string {

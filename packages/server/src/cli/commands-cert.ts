@@ -3,11 +3,10 @@
  * authority pipeline as every protocol (credential kind "operator").
  */
 import * as fs from "node:fs";
-import { randomBytes, randomUUID } from "node:crypto";
 import pino from "pino";
 import { parseNameString, parseSan, parseSerialInput, serialToHex, serialHexToDecimal } from "@tessera/pki";
 import { openAuthority } from "../server.js";
-import { hashSecret } from "../authority/authorizers.js";
+import { BootstrapCredentials, credentialState, describe, type BootstrapKind } from "../authority/bootstrap-credentials.js";
 import type { Authority } from "../authority/authority.js";
 import type { CertificateRecord, CertificateStatus, CredentialKind, CredentialRecord, Store } from "../authority/ports.js";
 import { TesseraError } from "../errors.js";
@@ -130,36 +129,55 @@ const secretCreate: Command = (inv) => {
   if (!name) throw new UsageError("a NAME argument is needed");
   const given = flag(inv, "value");
   if (given === "") throw new UsageError("--value must not be empty");
-  // Secrets are stored as a plain SHA-256, which resists guessing only for high-entropy values. A short
-  // one is still accepted, because a fleet moving from imprint must keep the secret its binaries carry.
-  const weak = given !== undefined && given.length < 16;
-  const value = given ?? randomBytes(24).toString("base64url");
-  const expires = flag(inv, "expires");
-  const maxUses = flag(inv, "max-uses");
-  if (maxUses !== undefined && !/^[1-9]\d*$/.test(maxUses)) throw new UsageError("--max-uses must be a positive integer");
-  let expiresAt: Date | null = null;
-  if (expires) {
-    const secs = parseDuration(expires);
-    if (secs === undefined || secs <= 0) throw new UsageError(`--expires: not a duration: ${expires}`);
-    expiresAt = new Date(Date.now() + secs * 1000);
-  }
-  return withAuthority(inv, async (_a, store) => {
-    if (await store.findCredentialByName("secret", name)) throw new TesseraError("TESSERA_ERR_STORE_CONFLICT", { message: "a secret with this name exists", detail: name });
-    const now = new Date();
-    await store.createCredential({
-      id: randomUUID(), kind: "secret", name, scope: flag(inv, "scope") ?? "*", hash: hashSecret(value),
-      expiresAt, maxUses: maxUses ? Number(maxUses) : null, useCount: 0, revokedAt: null, createdAt: now,
-    });
-    await store.appendAudit({ at: now, actor: "cli", action: "credential.created", target: name, detail: { kind: "secret" } });
-    const warning = weak ? "this secret is shorter than 16 characters: anyone who can guess it can enroll; use it only to migrate an existing fleet" : undefined;
-    if (inv.io.json) inv.io.out(JSON.stringify({ name, value: given === undefined ? value : undefined, expiresAt, maxUses: maxUses ? Number(maxUses) : null, warning }));
+  const maxUses = positiveIntFlag(inv, "max-uses");
+  const expiresInSeconds = durationFlag(inv, "expires");
+  return withCredentials(inv, async (credentials) => {
+    const r = await credentials.createSecret({ name, value: given, scope: flag(inv, "scope"), expiresInSeconds, maxUses }, "cli");
+    const warning = r.weak ? "this secret is shorter than 16 characters: anyone who can guess it can enroll; use it only to migrate an existing fleet" : undefined;
+    if (inv.io.json) inv.io.out(JSON.stringify({ name, value: r.generated ? r.value : undefined, expiresAt: r.credential.expiresAt, maxUses: r.credential.maxUses, warning }));
     else {
-      inv.io.out(given === undefined ? `${value}\n(secret '${name}' created; this is the only time it is shown)` : `secret '${name}' created`);
+      inv.io.out(r.generated ? `${r.value}\n(secret '${name}' created; this is the only time it is shown)` : `secret '${name}' created`);
       if (warning) inv.io.err(`warning: ${warning}`);
     }
     return EXIT.ok;
   });
 };
+
+/** Runs `fn` with the bootstrap-credential service over an opened authority. */
+export function withCredentials<T>(inv: Invocation, fn: (c: BootstrapCredentials, a: Authority, store: Store) => Promise<T>): Promise<T> {
+  return withAuthority(inv, (authority, store) => fn(new BootstrapCredentials(store, authority), authority, store));
+}
+
+/** A `--NAME N` flag that must be a positive integer, or undefined. */
+export function positiveIntFlag(inv: Invocation, name: string): number | undefined {
+  const v = flag(inv, name);
+  if (v !== undefined && !/^[1-9]\d*$/.test(v)) throw new UsageError(`--${name} must be a positive integer`);
+  return v === undefined ? undefined : Number(v);
+}
+
+/** A `--NAME 90d` duration flag in seconds, or undefined. */
+export function durationFlag(inv: Invocation, name: string): number | undefined {
+  const v = flag(inv, name);
+  if (v === undefined) return undefined;
+  const secs = parseDuration(v);
+  if (secs === undefined || secs <= 0) throw new UsageError(`--${name}: not a duration: ${v}`);
+  return secs;
+}
+
+/** `tessera secret|bootstrap revoke NAME`: revokes a bootstrap credential of `kind` by name. */
+export function revokeCredentialCommand(kind: BootstrapKind): Command {
+  return (inv) =>
+    withCredentials(inv, async (credentials) => {
+      const name = inv.args[0];
+      if (!name) throw new UsageError("a NAME argument is needed");
+      const c = await credentials.find(kind, name);
+      if (!c) throw new TesseraError("TESSERA_ERR_NOT_FOUND", { message: `no such ${describe(kind)}`, detail: name });
+      const { credential, serial } = await credentials.revoke(c, "cli");
+      if (inv.io.json) inv.io.out(JSON.stringify({ name, revokedAt: credential.revokedAt?.toISOString() ?? null, ...(kind === "certificate" ? { serial } : {}) }));
+      else inv.io.out(`${describe(kind)} '${name}' revoked`);
+      return EXIT.ok;
+    });
+}
 
 /**
  * Lists credentials of one kind (bootstrap secrets, bootstrap certificates):
@@ -168,10 +186,10 @@ const secretCreate: Command = (inv) => {
 export function listCredentialsCommand(kind: CredentialKind, extra: (c: CredentialRecord) => Record<string, unknown> = () => ({})): Command {
   return (inv) =>
     withAuthority(inv, async (_a, store) => {
-      const now = Date.now();
+      const now = new Date();
       const rows = (await store.listCredentials(kind)).map((c) => ({
         name: c.name, scope: c.scope, uses: c.useCount, maxUses: c.maxUses, expiresAt: c.expiresAt?.toISOString() ?? null,
-        state: c.revokedAt ? "revoked" : c.expiresAt && c.expiresAt.getTime() < now ? "expired" : c.maxUses !== null && c.useCount >= c.maxUses ? "exhausted" : "active",
+        state: credentialState(c, now),
         ...extra(c),
       }));
       if (inv.io.json) inv.io.out(JSON.stringify(rows));
@@ -182,19 +200,7 @@ export function listCredentialsCommand(kind: CredentialKind, extra: (c: Credenti
 
 const secretList: Command = listCredentialsCommand("secret");
 
-const secretRevoke: Command = (inv) =>
-  withAuthority(inv, async (_a, store) => {
-    const name = inv.args[0];
-    if (!name) throw new UsageError("a NAME argument is needed");
-    const c = await store.findCredentialByName("secret", name);
-    if (!c) throw new TesseraError("TESSERA_ERR_NOT_FOUND", { message: "no such secret", detail: name });
-    const now = new Date();
-    if (!(await store.revokeCredential(c.id, now))) throw new TesseraError("TESSERA_ERR_STORE_CONFLICT", { message: "secret already revoked", detail: name });
-    await store.appendAudit({ at: now, actor: "cli", action: "credential.revoked", target: name, detail: { kind: "secret" } });
-    if (inv.io.json) inv.io.out(JSON.stringify({ name, revokedAt: now.toISOString() }));
-    else inv.io.out(`secret '${name}' revoked`);
-    return EXIT.ok;
-  });
+const secretRevoke: Command = revokeCredentialCommand("secret");
 
 /** Certificate and secret commands for the command table. */
 export const certCommands: Record<string, Command> = {

@@ -3,11 +3,9 @@
  * "password" credential (scrypt-hashed) that HTTP Basic authenticates on
  * simpleenroll and serverkeygen (RFC 7030 §3.2.3), for one label or all.
  */
-import { randomBytes, randomUUID } from "node:crypto";
-import { hashPassword } from "../authority/passwords.js";
 import { TesseraError } from "../errors.js";
 import { EXIT, UsageError } from "./output.js";
-import { flag, withAuthority } from "./commands-cert.js";
+import { flag, withAuthority, withCredentials } from "./commands-cert.js";
 import type { Invocation } from "./main.js";
 import type { Command } from "./commands.js";
 
@@ -16,23 +14,16 @@ const userAdd = async (inv: Invocation, name: string): Promise<number> => {
   if (name.includes(":")) throw new UsageError("an EST user name cannot contain ':'");
   const given = flag(inv, "password");
   if (given === "") throw new UsageError("--password must not be empty");
-  const password = given ?? randomBytes(18).toString("base64url");
   const label = flag(inv, "label");
   if (label === "") throw new UsageError("--label must not be empty (omit it for every label)");
   const config = await inv.config();
   if (label !== undefined && !Object.hasOwn(config.est.labels, label)) {
     inv.io.err(`warning: no EST label ${JSON.stringify(label)} is configured yet ([est.labels.${label}] in tessera.toml)`);
   }
-  const hash = await hashPassword(password);
-  return withAuthority(inv, async (_a, store) => {
-    if (await store.findCredentialByName("password", name)) throw new TesseraError("TESSERA_ERR_STORE_CONFLICT", { message: "an EST user with this name exists", detail: name });
-    const now = new Date();
-    await store.createCredential({
-      id: randomUUID(), kind: "password", name, scope: label ?? "*", hash, expiresAt: null, maxUses: null, useCount: 0, revokedAt: null, createdAt: now,
-    });
-    await store.appendAudit({ at: now, actor: "cli", action: "credential.created", target: name, detail: { kind: "password", label: label ?? "*" } });
-    if (inv.io.json) inv.io.out(JSON.stringify({ name, label: label ?? "*", password: given === undefined ? password : undefined }));
-    else inv.io.out(given === undefined ? `${password}\n(EST user '${name}' created; this is the only time the password is shown)` : `EST user '${name}' created (${label === undefined ? "every label" : `label ${label}`})`);
+  return withCredentials(inv, async (credentials) => {
+    const { password, generated } = await credentials.createEstUser({ name, label, password: given }, "cli");
+    if (inv.io.json) inv.io.out(JSON.stringify({ name, label: label ?? "*", password: generated ? password : undefined }));
+    else inv.io.out(generated ? `${password}\n(EST user '${name}' created; this is the only time the password is shown)` : `EST user '${name}' created (${label === undefined ? "every label" : `label ${label}`})`);
     return EXIT.ok;
   });
 };

@@ -11,6 +11,7 @@ import { caPaths, describeCertificate, importCa, initCa, loadCa } from "../ca/ca
 import { createRollover } from "../ca/rollover.js";
 import { openStore } from "../store/index.js";
 import { installSignalHandlers, startServer } from "../server.js";
+import { clusterWorker, runPrimary } from "../cluster.js";
 import { EXIT, UsageError } from "./output.js";
 import type { Invocation } from "./main.js";
 import { certCommands } from "./commands-cert.js";
@@ -37,9 +38,17 @@ function readFile(path: string, what: string): string {
 
 const serve: Command = async (inv) => {
   const config = await inv.config();
-  const logger = pino({ level: config.logLevel });
-  const server = await startServer(config, { logger, banner: inv.io.json ? () => undefined : inv.io.out });
-  if (inv.io.json) inv.io.out(JSON.stringify({ url: server.url, httpUrl: server.httpUrl, rootSha256: describeCertificate(server.authority.ca.root).sha256, dataDir: config.dataDir }));
+  const worker = clusterWorker();
+  const logger = worker ? pino({ level: config.logLevel }).child({ worker: worker.index }) : pino({ level: config.logLevel });
+  if (config.workers > 1 && !worker) {
+    // --workers N: this process is the primary (cluster.ts); the workers run this command again.
+    const c = await runPrimary({ config, logger, argv: inv.argv, env: inv.env, banner: inv.io.json ? undefined : inv.io.out });
+    if (inv.io.json) inv.io.out(JSON.stringify({ url: c.url, httpUrl: c.httpUrl, rootSha256: c.rootSha256, dataDir: config.dataDir, workers: c.pids() }));
+    await new Promise<never>(() => undefined); // runs until a signal handler exits the process
+  }
+  const server = await startServer(config, { logger, banner: worker?.banner ?? (inv.io.json ? () => undefined : inv.io.out), singletons: worker?.singletons });
+  if (worker) worker.ready(server);
+  else if (inv.io.json) inv.io.out(JSON.stringify({ url: server.url, httpUrl: server.httpUrl, rootSha256: describeCertificate(server.authority.ca.root).sha256, dataDir: config.dataDir }));
   installSignalHandlers(server, logger);
   await new Promise<never>(() => undefined); // runs until a signal handler exits the process
   return EXIT.ok;

@@ -2,7 +2,8 @@
 export const HELP = `Usage: tessera <command> [options]
 
 Commands:
-  serve                         Run the server (creates the CA on first start)
+  serve [--workers N]           Run the server (creates the CA on first start); --workers: N processes over one store
+                                (node:cluster; default 1, env TESSERA_WORKERS, [server] workers)
   ca init [--key-type T]        Create a root (10 y) + issuing CA (5 y); T: ec-p256 (default), ec-p384, ed25519, rsa-2048|3072|4096
   ca init --import-cert F --import-key F [--root F] [--import-key-passphrase-file F]
                                 Import an existing CA (issuing certificate + key) instead
@@ -46,9 +47,10 @@ Commands:
                                 Sign a Caramel CSR (short lifetime, or the long one)
   caramel reject ID|SHA256      Reject a Caramel CSR (its client gets 403 and starts over)
   token create NAME --role R [--value T]
-                                Create a Mainflux API bearer token; R: admin, editor or viewer (printed once when generated)
-  token list                    List Mainflux API tokens and their roles (never their values)
-  token revoke NAME             Revoke a Mainflux API token
+                                Create an operator bearer token for the web console, the admin API and the Mainflux API;
+                                R: admin, editor or viewer (printed once when generated)
+  token list                    List operator tokens and their roles (never their values)
+  token revoke NAME             Revoke an operator token (its console sessions end)
   thing add ID [--key K] [--external-key K]
                                 Register a Mainflux thing; K (its certificates' CN) defaults to a new UUID, printed once
   thing list                    List Mainflux things (never their keys)

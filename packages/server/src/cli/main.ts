@@ -21,6 +21,7 @@ const OPTIONS = {
   "database-url": { type: "string" },
   "ca-passphrase-file": { type: "string" },
   "log-level": { type: "string" },
+  workers: { type: "string" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
   // command options
@@ -57,6 +58,8 @@ const OPTIONS = {
 
 /** Parsed command line handed to a command. */
 export interface Invocation {
+  /** The whole command line as main() got it (what `serve --workers N` hands its worker processes). */
+  argv: string[];
   args: string[];
   flags: Record<string, string | boolean | string[] | undefined>;
   io: Io;
@@ -90,6 +93,7 @@ export async function main(argv: string[], io?: Partial<Io>, env: NodeJS.Process
   const args = positionals.slice(key.split(" ").length);
   const flags = values as Invocation["flags"];
   const inv: Invocation = {
+    argv,
     args,
     flags,
     io: out,

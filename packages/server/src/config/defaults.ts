@@ -194,6 +194,7 @@ export function defaultConfig(cwd: string): TesseraConfig {
     revocation: { publicUrl: null, crlFile: null, ocsp: { enabled: true, validity: 3600, signerValidity: 7 * DAY } },
     webhook: { url: null, secretFile: null, events: ["device.created"], maxAttempts: 20, timeout: 10 },
     issuanceBatchMax: 256,
+    workers: 1,
     sources: {},
   };
 }

@@ -31,7 +31,7 @@ export interface ConfigProblem {
 
 /** Inputs of loadConfig. Process state is passed in, never read, so loading stays testable. */
 export interface LoadConfigOptions {
-  /** Parsed flags by kebab-case name: config, data-dir, listen, http-listen, hostname, database-url, ca-passphrase-file, log-level. Others are ignored. */
+  /** Parsed flags by kebab-case name: config, data-dir, listen, http-listen, hostname, database-url, ca-passphrase-file, log-level, workers. Others are ignored. */
   flags: Record<string, string | boolean | undefined>;
   /** Environment (the TESSERA_* variables); empty values count as unset. */
   env: Record<string, string | undefined>;
@@ -55,7 +55,7 @@ type Candidate<T> = { value: T; source: Source } | undefined;
 /** Checks one raw value (TOML value or env/flag string): returns it converted, or reports and returns undefined. `base` resolves relative paths. */
 
 const TOP_KEYS = ["data_dir", "hostname", "database_url", "ca_passphrase_file", "listen", "listeners", "http_listen", "body_limit",
-  "log_level", "default_profile", "issuance_batch_max", "ca", "crl", "server_certificate", "sqlite", "profiles", "imprint", "est", "liteboot", "caramel", "mainflux", "revocation", "webhook"];
+  "log_level", "default_profile", "issuance_batch_max", "server", "ca", "crl", "server_certificate", "sqlite", "profiles", "imprint", "est", "liteboot", "caramel", "mainflux", "revocation", "webhook"];
 const LISTENER_KEYS = ["name", "address", "client_cert", "client_ca_names", "protocols", "max_tls"];
 const PROFILE_KEYS = ["validity", "backdate", "key_usage", "ext_key_usage", "basic_constraints", "subject_key_identifier",
   "authority_key_identifier", "serial", "serial_bytes", "subject", "sans", "min_rsa_bits", "ec_curves", "allow_ed25519", "allow_rsa", "issuer"];
@@ -64,6 +64,8 @@ const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"
 const KEY_USAGES = Object.keys({ digitalSignature: 1, nonRepudiation: 1, keyEncipherment: 1, dataEncipherment: 1, keyAgreement: 1,
   keyCertSign: 1, cRLSign: 1, encipherOnly: 1, decipherOnly: 1 } satisfies Record<KeyUsage, 1>) as KeyUsage[];
 const EC_CURVES = ["P-256", "P-384", "P-521", "P-224"];
+/** TESSERA_WORKERS, --workers (`[server] workers` in the file): processes for `tessera serve`, a whole number 1–256 given as text. */
+const workerCount: Parser<number> = (raw, report, base) => int(1, 256)(typeof raw === "string" && /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : raw, report, base);
 /** Listener and profile names end up in dotted keys, logs and URLs; keep them plain. */
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 
@@ -122,6 +124,9 @@ export async function loadConfig(opts: LoadConfigOptions): Promise<LoadConfigRes
   if (http !== undefined) cfg.httpListen = http;
   cfg.bodyLimit = layered("body_limit", byteSize, false) ?? cfg.bodyLimit;
   cfg.issuanceBatchMax = first("issuance_batch_max", fromFile("issuance_batch_max", int(1))) ?? cfg.issuanceBatchMax;
+  const fileWorkers = top?.sub("server", ["workers"])?.get("workers", int(1, 256));
+  cfg.workers = first("server.workers", fromFlag("workers", "server.workers", workerCount), fromEnv("TESSERA_WORKERS", "server.workers", workerCount),
+    fileWorkers === undefined ? undefined : { value: fileWorkers, source: "file" }) ?? cfg.workers;
   // The file outranks TESSERA_HOSTNAME: container platforms often set a generic one that a deliberate file value should beat.
   cfg.hostname = first("hostname", fromFlag("hostname", "hostname", hostname), fromFile("hostname", hostname),
     fromEnv("TESSERA_HOSTNAME", "hostname", hostname)) ?? systemHostname(opts);
@@ -308,7 +313,7 @@ function crossCheck(ctx: Context, cfg: TesseraConfig): void {
 /** Every setting in `cfg` mapped to its source, "default" unless a layer set it. */
 function sourcesOf(cfg: TesseraConfig, set: Record<string, Source>): Record<string, string> {
   const keys = ["data_dir", "hostname", "database_url", "ca_passphrase_file", "http_listen", "body_limit", "log_level", "default_profile",
-    "issuance_batch_max", "ca.key_type", "ca.name", "ca.organization", "crl.validity", "crl.refresh_before",
+    "issuance_batch_max", "server.workers", "ca.key_type", "ca.name", "ca.organization", "crl.validity", "crl.refresh_before",
     "server_certificate.validity", "server_certificate.renew_before", "sqlite.synchronous", "imprint.mode", "imprint.profile",
     "imprint.challenge_window", "imprint.revoke_superseded", "imprint.allow_revoked_reenroll", "imprint.reenroll_revokes_previous"];
   for (const l of cfg.listeners) for (const k of LISTENER_KEYS.slice(1)) keys.push(`listeners.${l.name}.${k}`);

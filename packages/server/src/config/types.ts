@@ -270,6 +270,12 @@ export interface TesseraConfig {
   webhook: WebhookConfig;
   /** Group commit: most issuances per transaction (default 256). */
   issuanceBatchMax: number;
+  /**
+   * `[server] workers` (env TESSERA_WORKERS, flag --workers): processes
+   * `tessera serve` runs (node:cluster, sharing the listening sockets); 1
+   * (default) is one process with no cluster. See packages/server/src/cluster.ts.
+   */
+  workers: number;
   /** Where each value came from (for `tessera config check`): key → "default" | "file" | "env" | "flag". */
   sources: Record<string, string>;
 }

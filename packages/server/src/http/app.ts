@@ -12,6 +12,8 @@ import type { PeerResult, VerifyOptions } from "@tessera/mtls";
 import type { ListenerConfig } from "../config/types.js";
 import { peerOf } from "./peer.js";
 import { sendError } from "./errors.js";
+import { registerOpenApi, type OpenApiFragment } from "./openapi.js";
+import { trackEnrollmentFailures, type EnrollmentFailure } from "./enrollment-failures.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -36,6 +38,8 @@ export interface ProtocolModule {
   /** Mounted only where a listener names it, never by "*" (protocols that need a listener of their own). */
   dedicated?: boolean;
   register(app: FastifyInstance): void | Promise<void>;
+  /** Its part of GET /openapi.json, for a JSON API (served once per listener, merged). */
+  openapi?: () => OpenApiFragment;
 }
 
 /** A started listener. */
@@ -71,6 +75,8 @@ export async function createListener(opts: {
   bodyLimit: number;
   verifyOptions: () => VerifyOptions;
   protocols: ProtocolModule[];
+  /** Called once per failed enrollment or renewal answer (fleet health counters). */
+  onEnrollmentFailure?: (f: EnrollmentFailure) => void;
 }): Promise<Listener> {
   const cfg = opts.config;
   let server!: https.Server;
@@ -115,10 +121,15 @@ export async function createListener(opts: {
     }
     return payload;
   });
+  if (opts.onEnrollmentFailure) trackEnrollmentFailures(app, opts.onEnrollmentFailure);
+  const fragments: OpenApiFragment[] = [];
   for (const p of opts.protocols) {
     const mount = dedicated ? wanted.has(p.name) : wanted.has(p.name) || (!p.dedicated && (p.name === "core" || wanted.has("*")));
-    if (mount) await p.register(app);
+    if (!mount) continue;
+    await p.register(app);
+    if (p.openapi) fragments.push(p.openapi());
   }
+  if (fragments.length > 0) registerOpenApi(app, fragments);
   await app.ready();
   return {
     config: cfg,

@@ -12,6 +12,8 @@ import { lineageTests } from "./conformance-lineage.js";
 import { LATEST_SCHEMA_VERSION } from "./migrations.js";
 import { outboxTests } from "./conformance-outbox.js";
 import { mainfluxTests } from "./conformance-mainflux.js";
+import { adminSearchTests } from "./conformance-admin.js";
+import { adminHealthTests } from "./conformance-admin-health.js";
 
 /** Options for runStoreConformance. */
 export interface ConformanceOptions {
@@ -71,5 +73,7 @@ export function runStoreConformance(name: string, open: () => Promise<Store>, cl
     auditAndCrlTests(s, register);
     outboxTests(s, register);
     mainfluxTests(s, register);
+    adminSearchTests(s, register);
+    adminHealthTests(s, register);
   });
 }

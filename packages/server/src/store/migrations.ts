@@ -210,6 +210,72 @@ CREATE TABLE thing_keys (
 `;
     },
   },
+  {
+    version: 5,
+    name: "admin console",
+    sql(d) {
+      const { text: T } = types(d);
+      // The admin console (docs/admin-api.md, admin-sql.ts). admin_sessions
+      // keeps only the SHA-256 of a session id. jobs.status: "running" |
+      // "succeeded" | "failed"; params and result are JSON. enrollment_failures
+      // is one counter per UTC day ('YYYY-MM-DD'), protocol and error code,
+      // bumped by an upsert, so failures cost no row each.
+      //
+      // Indexes for the console's queries at 100k devices and millions of
+      // certificates and audit events (the ones already there cover the
+      // rest: certificates by device, issued_at, not_after, status+not_after,
+      // key fingerprint; audit by action+at and target):
+      // - certificates_fingerprint: q = a certificate's SHA-256.
+      // - certificates_revoked_at: revocations per day; partial, as most rows
+      //   are never revoked (both databases use it for `revoked_at >= ?`).
+      // - certificates_subject: sort by subject, one page at a time.
+      // - audit_events_actor: actor filters (exact and prefix ranges), newest
+      //   first, and the certificates issued under a bootstrap credential.
+      // - audit_events_at: since/until windows.
+      return `
+CREATE TABLE admin_sessions (
+  id_hash ${T} PRIMARY KEY,
+  token_id ${T} NOT NULL,
+  token_name ${T} NOT NULL,
+  role ${T} NOT NULL,
+  csrf_token ${T} NOT NULL,
+  created_at ${T} NOT NULL,
+  expires_at ${T} NOT NULL
+);
+CREATE INDEX admin_sessions_expires ON admin_sessions (expires_at);
+
+CREATE TABLE jobs (
+  id ${T} PRIMARY KEY,
+  kind ${T} NOT NULL,
+  params ${T} NOT NULL,
+  status ${T} NOT NULL,
+  done INTEGER NOT NULL DEFAULT 0,
+  total INTEGER NOT NULL DEFAULT 0,
+  created_by ${T} NOT NULL,
+  created_at ${T} NOT NULL,
+  updated_at ${T} NOT NULL,
+  finished_at ${T},
+  result ${T},
+  error ${T}
+);
+CREATE INDEX jobs_created ON jobs (created_at, id);
+
+CREATE TABLE enrollment_failures (
+  day ${T} NOT NULL,
+  protocol ${T} NOT NULL,
+  code ${T} NOT NULL,
+  count INTEGER NOT NULL,
+  PRIMARY KEY (day, protocol, code)
+);
+
+CREATE INDEX certificates_fingerprint ON certificates (fingerprint);
+CREATE INDEX certificates_revoked_at ON certificates (revoked_at) WHERE revoked_at IS NOT NULL;
+CREATE INDEX certificates_subject ON certificates (subject, serial);
+CREATE INDEX audit_events_actor ON audit_events (actor, id);
+CREATE INDEX audit_events_at ON audit_events (at);
+`;
+    },
+  },
 ];
 
 /** Highest migration number this build knows. */

@@ -10,6 +10,7 @@ import type {
   AuditRecord,
   CertificateRecord,
   CertificateStatus,
+  CertificateSummary,
   CredentialKind,
   CredentialRecord,
   DeviceRecord,
@@ -107,8 +108,11 @@ export function certificateValues(c: CertificateRecord): SqlValue[] {
   ];
 }
 
-/** Reads a certificates row. */
-export function toCertificate(row: Row): CertificateRecord {
+/** Certificate columns without the DER (list views never need the bytes). */
+export const CERTIFICATE_SUMMARY_COLUMNS = CERTIFICATE_COLUMNS.replace(/, der$/, "");
+
+/** Reads a certificates row selected without its DER. */
+export function toCertificateSummary(row: Row): CertificateSummary {
   return {
     serial: str(row, "serial"),
     deviceId: strOrNull(row, "device_id"),
@@ -126,8 +130,12 @@ export function toCertificate(row: Row): CertificateRecord {
     protocol: str(row, "protocol"),
     requestId: strOrNull(row, "request_id"),
     fingerprint: str(row, "fingerprint"),
-    der: bytes(row, "der"),
   };
+}
+
+/** Reads a certificates row. */
+export function toCertificate(row: Row): CertificateRecord {
+  return { ...toCertificateSummary(row), der: bytes(row, "der") };
 }
 
 /** Reads a devices row. */

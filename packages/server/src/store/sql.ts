@@ -74,3 +74,34 @@ export function toNumberedPlaceholders(sql: string): string {
   }
   return out;
 }
+
+/**
+ * A WHERE clause built from optional filters: each `add` keeps its condition
+ * (one "?" placeholder) only when the value is defined, and pushes the value
+ * onto the statement's parameters in the same order.
+ */
+export class Conditions {
+  /** The conditions so far, to join into a larger clause. */
+  readonly parts: string[] = [];
+  constructor(private readonly params: SqlValue[]) {}
+
+  /** Adds `sql` with `value` unless the value is undefined. */
+  add(sql: string, value: SqlValue | undefined): this {
+    if (value !== undefined) {
+      this.parts.push(sql);
+      this.params.push(value);
+    }
+    return this;
+  }
+
+  /** Adds a condition whose parameters (if any) the caller has already pushed. */
+  raw(sql: string): this {
+    this.parts.push(sql);
+    return this;
+  }
+
+  /** " WHERE a AND b", or "" when there is no condition. */
+  toString(): string {
+    return this.parts.length ? ` WHERE ${this.parts.join(" AND ")}` : "";
+  }
+}

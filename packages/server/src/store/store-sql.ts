@@ -28,7 +28,11 @@ import type {
 } from "../authority/ports.js";
 import { applyIssued } from "./issued-write.js";
 import * as outbox from "./outbox-sql.js";
+import * as credentials from "./credentials-sql.js";
 import * as mainflux from "./mainflux-sql.js";
+import * as admin from "./admin-sql.js";
+import * as health from "./admin-health-sql.js";
+import * as state from "./admin-state-sql.js";
 import { readSchemaVersion, runMigrations } from "./migrations.js";
 import {
   auditInsert,
@@ -38,31 +42,19 @@ import {
   paging,
   toAudit,
   toCertificate,
-  toCredential,
   toDevice,
   toRequest,
 } from "./rows.js";
-import { placeholders, type SqlExecutor, type SqlValue } from "./sql.js";
+import { Conditions, placeholders, type SqlExecutor, type SqlValue } from "./sql.js";
 
 function certificateWhere(q: Omit<CertificateQuery, "limit" | "offset">, params: SqlValue[]): string {
-  const where: string[] = [];
-  if (q.deviceId !== undefined) {
-    where.push("device_id = ?");
-    params.push(q.deviceId);
-  }
-  if (q.status !== undefined) {
-    where.push("status = ?");
-    params.push(q.status);
-  }
-  if (q.expiresBefore !== undefined) {
-    where.push("not_after < ?");
-    params.push(iso(q.expiresBefore));
-  }
-  if (q.expiresAfter !== undefined) {
-    where.push("not_after >= ?");
-    params.push(iso(q.expiresAfter));
-  }
-  return where.length ? ` WHERE ${where.join(" AND ")}` : "";
+  return String(
+    new Conditions(params)
+      .add("device_id = ?", q.deviceId)
+      .add("status = ?", q.status)
+      .add("not_after < ?", q.expiresBefore && iso(q.expiresBefore))
+      .add("not_after >= ?", q.expiresAfter && iso(q.expiresAfter)),
+  );
 }
 
 /** Store over any SqlExecutor; `kind` follows the executor's dialect. */
@@ -280,56 +272,29 @@ export class SqlStore implements Store {
     });
   }
 
-  async createCredential(c: CredentialRecord): Promise<void> {
-    await this.db.run(
-      `INSERT INTO credentials (id, kind, name, scope, hash, expires_at, max_uses, use_count, revoked_at, created_at)
-       VALUES (${placeholders(10)})`,
-      [c.id, c.kind, c.name, c.scope, c.hash, isoOrNull(c.expiresAt), c.maxUses, c.useCount, isoOrNull(c.revokedAt), iso(c.createdAt)],
-    );
+  createCredential(c: CredentialRecord): Promise<void> {
+    return credentials.createCredential(this.db, c);
   }
-
-  async getCredential(id: string): Promise<CredentialRecord | undefined> {
-    const row = await this.db.get("SELECT * FROM credentials WHERE id = ?", [id]);
-    return row && toCredential(row);
+  getCredential(id: string): Promise<CredentialRecord | undefined> {
+    return credentials.getCredential(this.db, id);
   }
-
-  async findCredentialByName(kind: CredentialKind, name: string): Promise<CredentialRecord | undefined> {
-    const row = await this.db.get("SELECT * FROM credentials WHERE kind = ? AND name = ?", [kind, name]);
-    return row && toCredential(row);
+  findCredentialByName(kind: CredentialKind, name: string): Promise<CredentialRecord | undefined> {
+    return credentials.findCredentialByName(this.db, kind, name);
   }
-
-  async findCredentialByHash(kind: CredentialKind, hash: string): Promise<CredentialRecord | undefined> {
-    // Several credentials may share a hash (re-registered certificate); prefer the newest.
-    const row = await this.db.get("SELECT * FROM credentials WHERE kind = ? AND hash = ? ORDER BY created_at DESC, id LIMIT 1", [kind, hash]);
-    return row && toCredential(row);
+  findCredentialByHash(kind: CredentialKind, hash: string): Promise<CredentialRecord | undefined> {
+    return credentials.findCredentialByHash(this.db, kind, hash);
   }
-
-  async listCredentials(kind?: CredentialKind): Promise<CredentialRecord[]> {
-    const rows =
-      kind === undefined
-        ? await this.db.all("SELECT * FROM credentials ORDER BY kind, name")
-        : await this.db.all("SELECT * FROM credentials WHERE kind = ? ORDER BY name", [kind]);
-    return rows.map(toCredential);
+  listCredentials(kind?: CredentialKind): Promise<CredentialRecord[]> {
+    return credentials.listCredentials(this.db, kind);
   }
-
-  async consumeCredential(id: string, at: Date): Promise<CredentialRecord | undefined> {
-    const row = await this.db.get(
-      `UPDATE credentials SET use_count = use_count + 1
-       WHERE id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?) AND (max_uses IS NULL OR use_count < max_uses)
-       RETURNING *`,
-      [id, iso(at)],
-    );
-    return row && toCredential(row);
+  consumeCredential(id: string, at: Date): Promise<CredentialRecord | undefined> {
+    return credentials.consumeCredential(this.db, id, at);
   }
-
-  async revokeCredential(id: string, at: Date): Promise<boolean> {
-    const { changes } = await this.db.run("UPDATE credentials SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", [iso(at), id]);
-    return changes === 1;
+  revokeCredential(id: string, at: Date): Promise<boolean> {
+    return credentials.revokeCredential(this.db, id, at);
   }
-
-  async deleteCredential(id: string): Promise<boolean> {
-    const { changes } = await this.db.run("DELETE FROM credentials WHERE id = ?", [id]);
-    return changes === 1;
+  deleteCredential(id: string): Promise<boolean> {
+    return credentials.deleteCredential(this.db, id);
   }
 
   async appendAudit(event: AuditEvent): Promise<void> {
@@ -338,20 +303,7 @@ export class SqlStore implements Store {
 
   async listAudit(query: { action?: string; target?: string; since?: Date; limit?: number } = {}): Promise<AuditRecord[]> {
     const params: SqlValue[] = [];
-    const where: string[] = [];
-    if (query.action !== undefined) {
-      where.push("action = ?");
-      params.push(query.action);
-    }
-    if (query.target !== undefined) {
-      where.push("target = ?");
-      params.push(query.target);
-    }
-    if (query.since !== undefined) {
-      where.push("at >= ?");
-      params.push(iso(query.since));
-    }
-    const filter = where.length ? ` WHERE ${where.join(" AND ")}` : "";
+    const filter = new Conditions(params).add("action = ?", query.action).add("target = ?", query.target).add("at >= ?", query.since && iso(query.since));
     const rows = await this.db.all(`SELECT * FROM audit_events${filter} ORDER BY id${paging({ limit: query.limit }, params)}`, params);
     return rows.map(toAudit);
   }
@@ -414,4 +366,24 @@ export class SqlStore implements Store {
   deleteThingKey(thingId: string): Promise<boolean> {
     return mainflux.deleteThingKey(this.db, thingId);
   }
+
+  // AdminQueries (the admin console). Arrow properties read this.db when called, after construction.
+  readonly searchDevices: Store["searchDevices"] = (q) => admin.searchDevices(this.db, q);
+  readonly searchCertificates: Store["searchCertificates"] = (q) => admin.searchCertificates(this.db, q);
+  readonly searchRequests: Store["searchRequests"] = (q) => admin.searchRequests(this.db, q);
+  readonly searchAudit: Store["searchAudit"] = (q) => admin.searchAudit(this.db, q);
+  readonly expiryPerDay: Store["expiryPerDay"] = (from, days) => health.expiryPerDay(this.db, from, days);
+  readonly activityPerDay: Store["activityPerDay"] = (since) => health.activityPerDay(this.db, since);
+  readonly recordFailure: Store["recordFailure"] = (protocol, code, at) => health.recordFailure(this.db, protocol, code, at);
+  readonly listFailures: Store["listFailures"] = (since) => health.listFailures(this.db, since);
+  readonly devicesIssuedBy: Store["devicesIssuedBy"] = (actor) => health.devicesIssuedBy(this.db, actor);
+  readonly createAdminSession: Store["createAdminSession"] = (session) => state.createAdminSession(this.db, session);
+  readonly getAdminSession: Store["getAdminSession"] = (idHash, at) => state.getAdminSession(this.db, idHash, at);
+  readonly deleteAdminSession: Store["deleteAdminSession"] = (idHash) => state.deleteAdminSession(this.db, idHash);
+  readonly pruneAdminSessions: Store["pruneAdminSessions"] = (at) => state.pruneAdminSessions(this.db, at);
+  readonly createJob: Store["createJob"] = (job) => state.createJob(this.db, job);
+  readonly getJob: Store["getJob"] = (id) => state.getJob(this.db, id);
+  readonly listJobs: Store["listJobs"] = (limit) => state.listJobs(this.db, limit);
+  readonly updateJobProgress: Store["updateJobProgress"] = (id, done, total, at) => state.updateJobProgress(this.db, id, done, total, at);
+  readonly finishJob: Store["finishJob"] = (id, status, at, result, error) => state.finishJob(this.db, id, status, at, result, error);
 }

@@ -14,16 +14,12 @@ import type { WebhookConfig } from "../config/types.js";
 import { TesseraError } from "../errors.js";
 import { signWebhook } from "./signature.js";
 import { backoffDelay } from "../authority/backoff.js";
+import { IDLE_POLLER, positiveInt, startOutboxPoller, type ConsumerLog, type OutboxPoller } from "../outbox/poller.js";
 
 export { signWebhook, verifyWebhookSignature } from "./signature.js";
 
 /** The logger the worker writes to (pino's Logger fits). */
-export interface WebhookLog {
-  debug(obj: Record<string, unknown>, msg: string): void;
-  info(obj: Record<string, unknown>, msg: string): void;
-  warn(obj: Record<string, unknown>, msg: string): void;
-  error(obj: Record<string, unknown>, msg: string): void;
-}
+export type WebhookLog = ConsumerLog;
 
 /** Options for startWebhookWorker. */
 export interface WebhookWorkerOptions {
@@ -47,12 +43,7 @@ export interface WebhookWorkerOptions {
 }
 
 /** A running webhook worker. */
-export interface WebhookWorker {
-  /** Stops polling and waits for the pass in progress (bounded by the per-attempt timeout); idempotent. */
-  stop(): Promise<void>;
-  /** Runs one pass now (after any pass in progress): claims a batch and handles it. Returns how many messages it handled (0 once stopped). */
-  runOnce(): Promise<number>;
-}
+export type WebhookWorker = OutboxPoller;
 
 /** First retry delay, milliseconds. */
 export const RETRY_BASE_MS = 5_000;
@@ -95,8 +86,6 @@ export function readWebhookSecret(secretFile: string | null): Buffer {
   return Buffer.from(text, "utf8");
 }
 
-const NOOP_WORKER: WebhookWorker = { stop: async () => undefined, runOnce: async () => 0 };
-
 /**
  * Starts the webhook worker for `config`, or returns a no-op worker when
  * `config.url` is null. Reads the secret file once, now (throws
@@ -110,21 +99,16 @@ const NOOP_WORKER: WebhookWorker = { stop: async () => undefined, runOnce: async
 export function startWebhookWorker(options: WebhookWorkerOptions): WebhookWorker {
   const { config, store, log } = options;
   const url = config.url;
-  if (url === null) return NOOP_WORKER;
+  if (url === null) return IDLE_POLLER;
   const secret = readWebhookSecret(config.secretFile);
   const clock = options.clock ?? systemClock;
   const fetchFn = options.fetch ?? globalThis.fetch;
   const random = options.random ?? Math.random;
-  const batchSize = positiveInt(options.batchSize ?? 10, "batchSize");
-  const pollInterval = positiveInt(options.pollInterval ?? 1000, "pollInterval");
+  const batchSize = positiveInt(options.batchSize ?? 10, "webhook worker batchSize");
+  const pollInterval = positiveInt(options.pollInterval ?? 1000, "webhook worker pollInterval");
   const timeoutMs = Math.max(1, Math.round(config.timeout * 1000));
   const leaseMs = 2 * timeoutMs + 30_000;
   const events = new Set(config.events);
-
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  // Passes run one at a time: the timer's and runOnce's never overlap.
-  let tail: Promise<unknown> = Promise.resolve();
 
   /** POSTs one message; resolves to undefined on a 2xx, else to why it failed. */
   async function send(m: OutboxRecord): Promise<string | undefined> {
@@ -187,52 +171,14 @@ export function startWebhookWorker(options: WebhookWorkerOptions): WebhookWorker
   }
 
   async function pass(): Promise<number> {
-    if (stopped) return 0;
     const now = clock.now();
     const batch = await store.claimOutbox(now, new Date(now.getTime() + leaseMs), batchSize, "webhook");
     await Promise.all(batch.map(handle));
     return batch.length;
   }
 
-  function runOnce(): Promise<number> {
-    const run = tail.then(pass, pass);
-    tail = run.catch(() => undefined);
-    return run;
-  }
-
-  function schedule(delay: number): void {
-    if (stopped) return;
-    timer = setTimeout(() => {
-      timer = undefined;
-      runOnce().then(
-        // A full batch suggests more is due: go again at once.
-        (n) => schedule(n >= batchSize ? 0 : pollInterval),
-        (err: unknown) => {
-          log.warn({ err }, "webhook: outbox poll failed");
-          schedule(pollInterval);
-        },
-      );
-    }, delay);
-    // The server's shutdown stops the worker; the timer alone should not keep a process alive.
-    timer.unref();
-  }
-
-  if (options.poll ?? true) schedule(0);
-
-  return {
-    async stop(): Promise<void> {
-      stopped = true;
-      if (timer !== undefined) clearTimeout(timer);
-      timer = undefined;
-      await tail;
-    },
-    runOnce,
-  };
-}
-
-function positiveInt(n: number, what: string): number {
-  if (!Number.isSafeInteger(n) || n < 1) throw new TesseraError("TESSERA_ERR_CONFIG_INVALID", { detail: `webhook worker ${what} must be a positive integer` });
-  return n;
+  // A full batch suggests more is due: go again at once.
+  return startOutboxPoller({ pass, again: (n) => n >= batchSize, pollInterval, poll: options.poll, log, name: "webhook" });
 }
 
 /** Reads at most `max` bytes of a response body as text and drops the rest. */

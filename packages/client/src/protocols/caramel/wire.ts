@@ -8,6 +8,7 @@ import * as tls from "node:tls";
 import { Agent, buildConnector, request, type Dispatcher } from "undici";
 import { CaramelError } from "./errors.js";
 import { classifyNetworkError } from "../network-error.js";
+import { readBoundedBody } from "../bounded-body.js";
 
 /** Largest answer read; Caramel answers are a certificate or a short JSON body. */
 export const MAX_ANSWER_BYTES = 64 * 1024;
@@ -110,17 +111,10 @@ export async function caramelExchange(req: CaramelHttpRequest): Promise<CaramelH
       ...(req.body !== undefined ? { body: req.body } : {}),
       signal: controller.signal,
     });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of res.body) {
-      size += (chunk as Buffer).length;
-      if (size > MAX_ANSWER_BYTES) {
-        res.body.destroy();
-        throw new CaramelError("protocol", `answer from ${req.url} is larger than ${MAX_ANSWER_BYTES} bytes`, { status: res.statusCode });
-      }
-      chunks.push(chunk as Buffer);
-    }
-    return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) };
+    const body = await readBoundedBody(res.body, MAX_ANSWER_BYTES, () =>
+      new CaramelError("protocol", `answer from ${req.url} is larger than ${MAX_ANSWER_BYTES} bytes`, { status: res.statusCode }),
+    );
+    return { status: res.statusCode, headers: res.headers, body };
   } catch (err) {
     if (err instanceof CaramelError) throw err;
     const reason: unknown = controller.signal.aborted ? controller.signal.reason : err;

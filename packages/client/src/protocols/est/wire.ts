@@ -10,6 +10,7 @@ import { Agent, buildConnector, request } from "undici";
 import { decodeBase64Lenient, encodeBase64Lines, extendedKeyUsages, parseCertificate, pemDecodeAll, readWhole } from "@tessera/pki";
 import { EstError, kindForStatus } from "./errors.js";
 import { classifyNetworkError } from "../network-error.js";
+import { readBoundedBody } from "../bounded-body.js";
 
 /** id-kp-cmcRA (RFC 6402 §2.10): an explicit-TA client may accept it instead of a name match (RFC 7030 §3.6.1). */
 export const OID_CMC_RA = "1.3.6.1.5.5.7.3.28";
@@ -139,17 +140,10 @@ export async function httpExchange(req: EstHttpRequest): Promise<EstHttpAnswer> 
       ...(req.body !== undefined ? { body: req.body } : {}),
       signal: controller.signal,
     });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of res.body) {
-      size += (chunk as Buffer).length;
-      if (size > MAX_ANSWER_BYTES) {
-        res.body.destroy();
-        throw new EstError("protocol", `answer from ${req.url} is larger than ${MAX_ANSWER_BYTES} bytes`, { status: res.statusCode });
-      }
-      chunks.push(chunk as Buffer);
-    }
-    return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks), peerChain, peerCertificate };
+    const body = await readBoundedBody(res.body, MAX_ANSWER_BYTES, () =>
+      new EstError("protocol", `answer from ${req.url} is larger than ${MAX_ANSWER_BYTES} bytes`, { status: res.statusCode }),
+    );
+    return { status: res.statusCode, headers: res.headers, body, peerChain, peerCertificate };
   } catch (err) {
     if (err instanceof EstError) throw err;
     throw failure(controller.signal.aborted ? controller.signal.reason : err, req.url);

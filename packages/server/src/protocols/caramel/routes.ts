@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ProtocolModule } from "../../http/app.js";
+import { noteRefusal } from "../../http/enrollment-failures.js";
 import { sendRaw } from "../../http/raw-reply.js";
 import type { CaramelConfig } from "../../config/types.js";
 import { CaramelFailure, CaramelService, type CaramelAuthority } from "./service.js";
@@ -40,6 +41,7 @@ export function caramelRoutes(deps: { authority: CaramelAuthority; config: Caram
   const refuse = (req: FastifyRequest, reply: FastifyReply, err: unknown) => {
     const f = err instanceof CaramelFailure ? err : new CaramelFailure(500, null, err instanceof Error ? err.stack ?? err.message : String(err));
     req.log[f.status >= 500 ? "error" : "info"]({ protocol: "caramel", route: req.url, status: f.status, reason: f.reason }, "caramel request refused");
+    noteRefusal(req, f.reason);
     return problem(reply, f.status, f.detail);
   };
 

@@ -115,12 +115,12 @@ export class CaramelService {
       const current = record?.protocol === "caramel" && record.status === "valid" && record.notAfter > this.now() && presented.subject.equals(csr.subject);
       if (current) {
         const long = record.notAfter.getTime() - record.notBefore.getTime() >= this.config.lifetimeLong * 1000;
-        await this.sign(request, { long, actor: `certificate:${presented.serialHex}` });
+        await this.sign(request, { long, actor: `certificate:${presented.serialHex}`, csr });
         return;
       }
     }
     if (this.config.mode === "auto" && UUID_RE.test(cn) && !(await this.authority.devices.get(caramelDeviceId(cn)))) {
-      await this.sign(request, { long: false, actor: "caramel:auto" });
+      await this.sign(request, { long: false, actor: "caramel:auto", csr });
     }
   }
 
@@ -129,12 +129,13 @@ export class CaramelService {
    * pipeline: the CSR as stored, the short or long lifetime, the device
    * named by its CN. Refuses rejected requests and CSRs without CN.
    */
-  async sign(request: EnrollmentRequestRecord, opts: { long: boolean; actor: string }): Promise<CertificateRecord> {
+  async sign(request: EnrollmentRequestRecord, opts: { long: boolean; actor: string; csr?: ParsedCsr }): Promise<CertificateRecord> {
     if (request.status === "rejected") throw new TesseraError("TESSERA_ERR_REQUEST_ALREADY_DECIDED", { message: "refusing to sign a rejected request", detail: request.id });
     const cn = request.attributes.commonName ?? "";
     if (cn === "") throw new TesseraError("TESSERA_ERR_CSR_POLICY", { message: "the CSR has no CN: Caramel certificates carry DNS:<CN>", detail: request.id });
     const issued = await this.authority.issue({
-      csr: request.csr,
+      // The request's CSR as submit() just verified it (its key is not imported again), else as stored.
+      csr: opts.csr?.der.equals(request.csr) ? opts.csr : request.csr,
       profile: request.profile,
       protocol: "caramel",
       credential: { kind: "operator", actor: opts.actor },

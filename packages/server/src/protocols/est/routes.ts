@@ -9,6 +9,7 @@ import type { TLSSocket } from "node:tls";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { parseCertificate, pemDecodeAll, type ParsedCertificate } from "@tessera/pki";
 import type { ProtocolModule } from "../../http/app.js";
+import { noteRefusal } from "../../http/enrollment-failures.js";
 import { sentChain } from "../../http/peer.js";
 import type { EstConfig, EstLabelConfig } from "../../config/types.js";
 import { TesseraError } from "../../errors.js";
@@ -68,6 +69,7 @@ export function estRoutes(deps: { authority: EstAuthority; config: EstConfig; no
   const answer = (req: FastifyRequest, reply: FastifyReply, f: EstFailure, op: string, label: string) => {
     const level = f.status >= 500 ? "error" : f.status === 401 || f.status === 202 ? "info" : "warn";
     req.log[level]({ protocol: "est", op, label, status: f.status, reason: f.reason }, f.status === 202 ? "EST enrollment waits for approval" : "EST request refused");
+    noteRefusal(req, f.reason);
     return sendFailure(reply, f);
   };
 

@@ -234,7 +234,7 @@ export class EstService {
 
   private async issue(label: EstLabel, caller: EstCaller, csr: ParsedCsr, deviceId: string, lineage: LineageWrite): Promise<Buffer> {
     const issued = await this.authority.issue({
-      csr: csr.der,
+      csr, // verified by checkCsr: the pipeline does not import its key again
       profile: label.config.profile,
       protocol: "est",
       credential: { kind: "device", deviceId, via: caller.via },

@@ -7,6 +7,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ProtocolModule } from "../../http/app.js";
+import { noteRefusal } from "../../http/enrollment-failures.js";
 import type { ImprintConfig } from "../../config/types.js";
 import { IMPRINT_ERRORS as E, decodeGoJson, rfc3339, sendEnrollment, sendText } from "./codec.js";
 import { ImprintFailure, ImprintService, type ImprintAuthority } from "./service.js";
@@ -20,6 +21,7 @@ function refuse(req: FastifyRequest, reply: FastifyReply, err: unknown): Fastify
   const f = err instanceof ImprintFailure ? err : new ImprintFailure(500, E.internal, err instanceof Error ? err.message : String(err));
   const level = f.status >= 500 ? "error" : "info";
   req.log[level]({ protocol: "imprint", route: req.url, status: f.status, code: f.code, reason: f.reason }, "imprint request refused");
+  noteRefusal(req, f.reason, f.code);
   return sendText(reply, f.status, f.body);
 }
 

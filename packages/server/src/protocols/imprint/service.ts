@@ -78,14 +78,14 @@ export class ImprintService {
     return [...(o ? [{ type: "O", value: o }] : []), { type: "CN", value: serverId }];
   }
 
-  private async issue(serverId: string, csr: Buffer, credential: Parameters<Authority["issue"]>[0]["credential"], lineage: {
+  private async issue(serverId: string, csr: ParsedCsr, credential: Parameters<Authority["issue"]>[0]["credential"], lineage: {
     device: NonNullable<Parameters<Authority["issue"]>[0]["device"]>;
     supersedes: string[];
     revokeSuperseded: boolean;
     requestId?: string;
   }): Promise<ImprintIssued> {
     const issued = await this.authority.issue({
-      csr,
+      csr, // verified by checkCsr: the pipeline does not import its key again
       profile: this.config.profile,
       protocol: "imprint",
       credential,
@@ -141,7 +141,7 @@ export class ImprintService {
         },
       });
       if (plan.action === "pending") return { pending: { serverId: plan.deviceId, requestId: plan.requestId } };
-      const issued = await this.issue(plan.deviceId, csr.der, credential, plan);
+      const issued = await this.issue(plan.deviceId, csr.parsed, credential, plan);
       await this.authority.devices.touch(plan.deviceId, req.ip);
       return { issued };
     } catch (err) {
@@ -173,7 +173,7 @@ export class ImprintService {
   async renew(who: Awaited<ReturnType<ImprintService["renewer"]>>, csrText: string, ip: string | null): Promise<ImprintIssued> {
     const csr = await this.csr(csrText);
     try {
-      const issued = await this.issue(who.serverId, csr.der, { kind: "device", deviceId: who.serverId }, who.lineage);
+      const issued = await this.issue(who.serverId, csr.parsed, { kind: "device", deviceId: who.serverId }, who.lineage);
       await this.authority.devices.touch(who.serverId, ip);
       return issued;
     } catch (err) {
@@ -213,7 +213,7 @@ export class ImprintService {
     if (!verifyChallengeProof(certificatePublicKey(cert), req.serverId, req.fingerprint, req.csr, req.proof)) throw fail("proof does not verify");
     const csr = await this.csr(req.csr, { status: 401, body: E.challengeFailed });
     try {
-      const issued = await this.issue(req.serverId, csr.der, { kind: "device", deviceId: req.serverId }, lineage);
+      const issued = await this.issue(req.serverId, csr.parsed, { kind: "device", deviceId: req.serverId }, lineage);
       await this.authority.devices.touch(req.serverId, req.ip);
       return issued;
     } catch (err) {

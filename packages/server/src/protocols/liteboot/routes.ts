@@ -10,6 +10,7 @@ import busboy from "busboy";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { parseCrlReason, pemDecodeAll } from "@tessera/pki";
 import type { ProtocolModule } from "../../http/app.js";
+import { noteRefusal } from "../../http/enrollment-failures.js";
 import { sendRaw } from "../../http/raw-reply.js";
 import type { LitebootConfig } from "../../config/types.js";
 import {
@@ -86,6 +87,7 @@ export function litebootRoutes(deps: { authority: LitebootAuthority; config: Lit
     const f = err instanceof LitebootFailure ? err : new LitebootFailure(500, "", "err: internal error", err instanceof Error ? err.stack ?? err.message : String(err));
     const type = f.contentType !== "" ? f.contentType : encoding === "cbor" ? TYPES.cbor : encoding === "json" ? TYPES.json : TYPES.text;
     req.log[f.status >= 500 ? "error" : "warn"]({ protocol: "liteboot", route: req.url, status: f.status, reason: f.reason }, "liteboot request refused");
+    noteRefusal(req, f.reason);
     return sendError(reply, f.status, type, f.body);
   };
   const callerOf = (req: FastifyRequest) => callers.get(req.raw.socket)!;

@@ -16,8 +16,8 @@ import type { CertificateRecord } from "../../authority/ports.js";
 import type { LitebootConfig, LitebootCcs } from "../../config/types.js";
 import { TesseraError } from "../../errors.js";
 
-/** liteboot's marker of a bootstrap certificate: its only OU (spec §1). */
-export const BOOTSTRAP_OU = "LinaroCA Bootstrap Cert";
+import { BOOTSTRAP_OU } from "../../authority/bootstrap-credentials.js";
+export { BOOTSTRAP_OU };
 
 /** A refusal in liteboot's terms: status, Content-Type and literal body; `reason` goes to the log. */
 export class LitebootFailure extends Error {
@@ -149,7 +149,7 @@ export class LitebootService {
   private async issue(csr: ParsedCsr, subject: NameAttribute[], deviceId: string, ip: string | null, extra: Pick<IssueRequest, "credential" | "supersedes" | "outbox"> & { attributes: Record<string, string> }): Promise<Buffer> {
     try {
       const issued = await this.authority.issue({
-        csr: csr.der,
+        csr, // parsed (and verified, unless verify_csr_signature = false) above: not imported again
         profile: this.config.profile,
         protocol: "liteboot",
         verifySignature: this.config.verifyCsrSignature,

@@ -1,8 +1,10 @@
 /**
  * The OpenAPI 3.1 description of the Mainflux-compatible API as Tessera
- * serves it (GET /openapi.json). A test checks that its paths and methods are
+ * serves it (GET /openapi.json, merged with the other JSON APIs of the
+ * listener by http/openapi.ts). A test checks that its paths and methods are
  * exactly the routes the module registers.
  */
+import { mergeOpenApi, type OpenApiFragment } from "../../http/openapi.js";
 
 const pem = { type: "string", description: "PEM" } as const;
 const serialParam = { name: "serial", in: "path", required: true, description: "Certificate serial number in decimal", schema: { type: "string", pattern: "^[0-9]{1,49}$" } } as const;
@@ -42,16 +44,12 @@ const listOperation = (operationId: string, summary: string) => ({
   },
 });
 
-/** The document (a fresh object each call). */
-export function openApiDocument(): Record<string, unknown> {
+/** The module's part of GET /openapi.json (a fresh object each call). */
+export function openApiFragment(): OpenApiFragment {
   return {
-    openapi: "3.1.0",
-    info: {
-      title: "Tessera: Mainflux-compatible certificates API",
-      version: "1",
-      description:
+    title: "Mainflux-compatible certificates API",
+    description:
         "Per-thing client certificates with server-generated keys, compatible with the Mainflux certs service (v0.42). Operators authenticate with `Authorization: Bearer <token>` (roles viewer < editor < admin, `tessera token create`); a device downloads its key once with `Authorization: Thing <key>` or `External <key>`. See docs/protocols/mainflux.md.",
-    },
     paths: {
       "/certs": {
         post: {
@@ -114,14 +112,6 @@ export function openApiDocument(): Record<string, unknown> {
       },
       "/things/{id}/serials": { get: listOperation("listSerials", "List a thing's certificates (viewer)") },
       "/svccerts/things/{id}/serials": { get: listOperation("listSerialsSdk", "The same, at the path the Mainflux SDK uses") },
-      "/openapi.json": {
-        get: {
-          operationId: "openApi",
-          summary: "This document",
-          security: [],
-          responses: { "200": { description: "OpenAPI 3.1", content: { "application/json": { schema: { type: "object" } } } } },
-        },
-      },
     },
     components: {
       securitySchemes: {
@@ -201,4 +191,9 @@ export function openApiDocument(): Record<string, unknown> {
       },
     },
   };
+}
+
+/** The API's document on its own (as GET /openapi.json serves it where no other JSON API is mounted). */
+export function openApiDocument(): Record<string, unknown> {
+  return mergeOpenApi([openApiFragment()]);
 }

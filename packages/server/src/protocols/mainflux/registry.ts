@@ -11,27 +11,18 @@
 import { randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
 import type { Authority } from "../../authority/authority.js";
 import { hashSecret } from "../../authority/authorizers.js";
+import { OperatorTokens, type TokenView } from "../../authority/operator-tokens.js";
 import type { CredentialRecord, Store } from "../../authority/ports.js";
 import { TesseraError } from "../../errors.js";
 import type { KeySealer } from "./sealer.js";
 
-/** Operator roles, weakest first: each one may do what the ones before it may. */
-export const ROLES = ["viewer", "editor", "admin"] as const;
-/** An operator role. */
-export type Role = (typeof ROLES)[number];
-
-/** True if `role` is at least `needed`. */
-export function hasRole(role: string, needed: Role): boolean {
-  const have = ROLES.indexOf(role as Role);
-  return have >= 0 && have >= ROLES.indexOf(needed);
-}
+export { ROLES, hasRole, type Role } from "../../authority/operator-tokens.js";
 
 /** Thing ids: URL-safe, as they appear in `/things/{id}/serials`. */
 export const THING_ID = /^[A-Za-z0-9._~-]{1,128}$/;
 /** Thing keys: visible ASCII; the internal one becomes the certificate's CN (at most 64 characters, X.520). */
 const THING_KEY = /^[\x21-\x7e]{1,64}$/;
 const EXTERNAL_KEY = /^[\x21-\x7e]{1,256}$/;
-const TOKEN_NAME = /^[A-Za-z0-9._@-]{1,128}$/;
 
 /** The protocol name the things' devices and certificates carry. */
 export const MAINFLUX_PROTOCOL = "mainflux";
@@ -39,17 +30,9 @@ export const MAINFLUX_PROTOCOL = "mainflux";
 /** The store operations the registry needs. */
 export type RegistryStore = Pick<
   Store,
-  | "createCredential" | "findCredentialByName" | "findCredentialByHash" | "listCredentials" | "deleteCredential" | "revokeCredential" | "appendAudit"
+  | "createCredential" | "findCredentialByName" | "findCredentialByHash" | "getCredential" | "listCredentials" | "deleteCredential" | "revokeCredential" | "appendAudit"
   | "putThingKey" | "getThingKey" | "deleteThingKey" | "getDevice" | "createDeviceIfAbsent" | "setDeviceStatus" | "listIssuedKeys" | "eraseIssuedKeys"
 >;
-
-/** A token as listed (never its value). */
-export interface TokenView {
-  name: string;
-  role: string;
-  createdAt: Date;
-  revokedAt: Date | null;
-}
 
 /** A thing as listed (never its keys). */
 export interface ThingView {
@@ -66,47 +49,31 @@ export class MainfluxRegistry {
     private readonly store: RegistryStore,
     private readonly sealer: () => Promise<KeySealer>,
     private readonly now: () => Date = () => new Date(),
-  ) {}
+  ) {
+    this.tokens = new OperatorTokens(store, now);
+  }
 
-  /** Creates a token; returns its value (generated: 32 random bytes, base64url, unless given). */
-  async createToken(name: string, role: string, value: string | undefined, actor: string): Promise<{ value: string; generated: boolean }> {
-    if (!TOKEN_NAME.test(name)) throw badInput("a token name is 1-128 letters, digits, '.', '_', '@' or '-'", name);
-    if (!ROLES.includes(role as Role)) throw badInput(`a role is ${ROLES.join(", ")}`, role);
-    if (value !== undefined && value.length < 16) throw badInput("a token value needs at least 16 characters (tokens are stored as SHA-256: give high-entropy values)");
-    const existing = await this.store.findCredentialByName("token", name);
-    if (existing && existing.revokedAt === null) throw new TesseraError("TESSERA_ERR_STORE_CONFLICT", { message: "a token with this name exists", detail: name });
-    // A revoked token's name may be used again; the audit log keeps the history.
-    if (existing) await this.store.deleteCredential(existing.id);
-    const token = value ?? randomBytes(32).toString("base64url");
-    const at = this.now();
-    await this.store.createCredential({
-      id: randomUUID(), kind: "token", name, scope: role, hash: hashSecret(token), expiresAt: null, maxUses: null, useCount: 0, revokedAt: null, createdAt: at,
-    });
-    await this.store.appendAudit({ at, actor, action: "credential.created", target: name, detail: { kind: "token", role } });
-    return { value: token, generated: value === undefined };
+  /** Operator tokens (shared with the admin API: authority/operator-tokens.ts). */
+  readonly tokens: OperatorTokens;
+
+  /** Creates a token (OperatorTokens.create). */
+  createToken(name: string, role: string, value: string | undefined, actor: string): Promise<{ value: string; generated: boolean }> {
+    return this.tokens.create(name, role, value, actor);
   }
 
   /** Every token, by name. */
-  async listTokens(): Promise<TokenView[]> {
-    return (await this.store.listCredentials("token")).map((c) => ({ name: c.name, role: c.scope, createdAt: c.createdAt, revokedAt: c.revokedAt }));
+  listTokens(): Promise<TokenView[]> {
+    return this.tokens.list();
   }
 
-  /** Revokes a token by name (compare-and-set); throws NOT_FOUND if there is no unrevoked one. */
-  async revokeToken(name: string, actor: string): Promise<void> {
-    const c = await this.store.findCredentialByName("token", name);
-    const at = this.now();
-    if (!c || !(await this.store.revokeCredential(c.id, at))) throw new TesseraError("TESSERA_ERR_NOT_FOUND", { message: "no such token (or already revoked)", detail: name });
-    await this.store.appendAudit({ at, actor, action: "credential.revoked", target: name, detail: { kind: "token" } });
+  /** Revokes a token by name. */
+  revokeToken(name: string, actor: string): Promise<void> {
+    return this.tokens.revoke(name, actor);
   }
 
   /** The token's name and role if the value is a live token. */
-  async identifyToken(value: string): Promise<{ name: string; role: string } | undefined> {
-    const hash = hashSecret(value);
-    const found = await this.store.findCredentialByHash("token", hash);
-    // Compare digests in constant time even though the lookup was by digest.
-    if (!found || !timingSafeEqual(Buffer.from(found.hash), Buffer.from(hash))) return undefined;
-    if (found.revokedAt !== null || (found.expiresAt !== null && found.expiresAt <= this.now())) return undefined;
-    return { name: found.name, role: found.scope };
+  identifyToken(value: string): Promise<{ name: string; role: string } | undefined> {
+    return this.tokens.identify(value);
   }
 
   /**

@@ -9,10 +9,11 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ProtocolModule } from "../../http/app.js";
+import { noteRefusal } from "../../http/enrollment-failures.js";
 import { sendRaw } from "../../http/raw-reply.js";
 import type { MainfluxConfig } from "../../config/types.js";
 import { TesseraError } from "../../errors.js";
-import { openApiDocument } from "./openapi.js";
+import { openApiFragment } from "./openapi.js";
 import type { KeySealer } from "./sealer.js";
 import { ERR, keySpecOf, MainfluxFailure, type CertRequest, type KeySpec, type ListQuery } from "./model.js";
 import { MainfluxService, type MainfluxAuthority, type MainfluxStore } from "./service.js";
@@ -129,6 +130,7 @@ export function mainfluxRoutes(deps: MainfluxRoutesDeps): { module: ProtocolModu
     else if (err instanceof TesseraError && err.kind === "unavailable") f = fail(503, internal, `${err.code}: ${err.detail ?? err.message}`);
     else f = fail(500, internal, err instanceof Error ? err.stack ?? err.message : String(err));
     req.log[f.status >= 500 ? "error" : "info"]({ protocol: "mainflux", route: req.routeOptions.url, method: req.method, status: f.status, reason: f.reason }, "mainflux request refused");
+    noteRefusal(req, f.reason);
     return json(reply, f.status, { error: f.error });
   };
   /** Runs a handler; a failure becomes the original's error form, `internal` naming unexpected ones. */
@@ -143,6 +145,7 @@ export function mainfluxRoutes(deps: MainfluxRoutesDeps): { module: ProtocolModu
 
   const module: ProtocolModule = {
     name: "mainflux",
+    openapi: openApiFragment,
     register(app: FastifyInstance) {
       app.register(async (scope) => {
         scope.addHook("onRequest", async (req) => {
@@ -189,7 +192,6 @@ export function mainfluxRoutes(deps: MainfluxRoutesDeps): { module: ProtocolModu
           const { kind, key } = thingKey(req);
           return service.download(kind, key, req.params.serial!);
         }));
-        scope.get("/openapi.json", noHead, async (_req, reply) => json(reply, 200, openApiDocument()));
       });
     },
   };
