@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as x509 from "@peculiar/x509";
-import { buildCrl, CRL_REASONS, parseCrlReason, type CrlEntry, type CrlInput } from "./crl.js";
+import { buildCrl, CRL_REASONS, CrlEntryList, parseCrlReason, type CrlEntry, type CrlInput } from "./crl.js";
 import { makeTestCa, type TestCa } from "./test-helpers.js";
 import { issuerSkiOf } from "./template.js";
 import { certificatePublicKey, ExtOid, verifySignature } from "./certificate.js";
@@ -226,6 +226,13 @@ test("entries are encoded byte for byte as composing encodeUnsignedInteger, enco
   const [tbsT] = readChildren(der, readWhole(der, Tag.SEQUENCE));
   const revoked = readChildren(der, tbsT!)[5]!;
   assert.ok(Buffer.from(tlvValue(der, revoked)).equals(Buffer.concat(list.map(reference))));
+  // Filled a page at a time into a CrlEntryList that starts tiny (so it grows many times): the same bytes.
+  const paged = new CrlEntryList(1);
+  for (let i = 0; i < list.length; i += 1000) for (const e of list.slice(i, i + 1000)) paged.add(e);
+  assert.equal(paged.count, list.length);
+  const fromList = await buildCrl({ ...input, entries: paged });
+  const [tbsL] = readChildren(fromList, readWhole(fromList, Tag.SEQUENCE));
+  assert.ok(Buffer.from(tlvValue(fromList, readChildren(fromList, tbsL!)[5]!)).equals(Buffer.from(tlvValue(der, revoked))));
   // Dates encodeTime refuses are refused the same way.
   await assert.rejects(buildCrl({ ...input, entries: [{ serialHex: "01", revokedAt: new Date(NaN) }] }), RangeError);
 });

@@ -55,7 +55,8 @@ export interface CrlInput {
   nextUpdate: Date;
   /** Monotonic CRL number (RFC 5280 §5.2.3). */
   crlNumber: bigint;
-  entries: Iterable<CrlEntry>;
+  /** The entries, or a CrlEntryList already filled with them. */
+  entries: Iterable<CrlEntry> | CrlEntryList;
 }
 
 const OID_REASON = encodeOid(ExtOid.crlReason);
@@ -111,21 +112,27 @@ const lengthSize = (n: number) => (n < 0x80 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 
  * (tlv per field), and the garbage collector would cost more than the
  * encoding. Byte for byte what composing encodeUnsignedInteger, encodeTime
  * and tlv gives (crl.test.ts checks it against that composition).
+ *
+ * Exported so that a caller reading entries a page at a time (a store) can
+ * encode each page as it arrives and drop it, then hand the list to
+ * buildCrl: no array of every entry is ever held.
  */
-class EntryWriter {
+export class CrlEntryList {
   count = 0;
   private out: Buffer;
   private pos = 0;
   private serial = Buffer.allocUnsafe(32);
 
-  constructor(expected: number) {
+  constructor(expected = 1024) {
     this.out = Buffer.allocUnsafe(Math.max(1024, expected * 48));
   }
 
+  /** The DER of the entries so far, back to back (a view, not a copy). */
   get bytes(): Buffer {
     return this.out.subarray(0, this.pos);
   }
 
+  /** Appends one entry (entries keep the order they are added in). */
   add(e: CrlEntry): void {
     // The serial's magnitude: hex → bytes (as Buffer.from(hex, "hex")), leading zeros stripped, 0x00 pad for a high bit.
     const hex = e.serialHex.length % 2 ? "0" + e.serialHex : e.serialHex;
@@ -196,8 +203,12 @@ class EntryWriter {
 /** Builds and signs a DER CRL v2 with authorityKeyIdentifier and cRLNumber. */
 export async function buildCrl(input: CrlInput): Promise<Buffer> {
   const alg = signatureAlgorithmFor(input.privateKey);
-  const entries = new EntryWriter(Array.isArray(input.entries) ? input.entries.length : 1024);
-  for (const e of input.entries) entries.add(e);
+  let entries: CrlEntryList;
+  if (input.entries instanceof CrlEntryList) entries = input.entries;
+  else {
+    entries = new CrlEntryList(Array.isArray(input.entries) ? input.entries.length : 1024);
+    for (const e of input.entries) entries.add(e);
+  }
   let number = input.crlNumber.toString(16);
   if (number.length % 2) number = "0" + number;
   const aki = tlv(Tag.SEQUENCE, encodeOid(ExtOid.authorityKeyIdentifier), tlv(Tag.OCTET_STRING, tlv(Tag.SEQUENCE, tlv(0x80, input.issuerKeyId))));

@@ -3,9 +3,9 @@
  * revocation (lazily, on the next read) and before nextUpdate, and
  * concurrent readers share one build.
  */
-import { buildCrl, type CrlEntry, type CrlReason, type Issuer, issuerSkiOf, pemEncode } from "@tessera/pki";
+import { buildCrl, CrlEntryList, type CrlReason, type Issuer, issuerSkiOf, pemEncode } from "@tessera/pki";
 import type { Clock } from "./runtime.js";
-import type { RevokedEntry, Store } from "./ports.js";
+import type { Store } from "./ports.js";
 
 /** A built CRL. */
 export interface CrlSnapshot {
@@ -17,10 +17,8 @@ export interface CrlSnapshot {
   entries: number;
 }
 
-/** The store's revoked entries as CRL entries, one at a time (no second array of a million objects). */
-function* crlEntries(revoked: readonly RevokedEntry[]): Generator<CrlEntry> {
-  for (const r of revoked) yield { serialHex: r.serial, revokedAt: r.revokedAt, reason: (r.reason ?? undefined) as CrlReason | undefined };
-}
+/** Entries read from the store per page: a few milliseconds of work each, so requests keep being served between pages. */
+export const CRL_PAGE_SIZE = 10_000;
 
 /** Builds and caches the issuing CA's CRL. */
 export class CrlService {
@@ -30,13 +28,15 @@ export class CrlService {
   private readonly listeners = new Set<(crl: CrlSnapshot) => void>();
 
   constructor(
-    private readonly store: Pick<Store, "listRevoked" | "nextCrlNumber">,
+    private readonly store: Pick<Store, "listRevokedPage" | "nextCrlNumber">,
     private readonly issuer: Issuer,
     private readonly clock: Clock,
     /** thisUpdate → nextUpdate, seconds. */
     private readonly validitySeconds: number,
     /** Rebuild this long before nextUpdate, seconds. */
     private readonly refreshBeforeSeconds: number,
+    /** Entries per store read. */
+    private readonly pageSize = CRL_PAGE_SIZE,
   ) {}
 
   /**
@@ -77,7 +77,13 @@ export class CrlService {
     const thisUpdate = new Date(Math.floor(now.getTime() / 1000) * 1000);
     const nextUpdate = new Date(thisUpdate.getTime() + this.validitySeconds * 1000);
     // Entries may leave the CRL once their certificate has expired (RFC 5280 §3.3).
-    const revoked = await this.store.listRevoked(thisUpdate);
+    const entries = new CrlEntryList();
+    for (let after: string | undefined; ; ) {
+      const page = await this.store.listRevokedPage(thisUpdate, after, this.pageSize);
+      for (const r of page) entries.add({ serialHex: r.serial, revokedAt: r.revokedAt, reason: (r.reason ?? undefined) as CrlReason | undefined });
+      if (page.length < this.pageSize) break;
+      after = page[page.length - 1]!.serial;
+    }
     const number = await this.store.nextCrlNumber();
     const der = await buildCrl({
       issuer: this.issuer.certificate.subject,
@@ -86,7 +92,7 @@ export class CrlService {
       thisUpdate,
       nextUpdate,
       crlNumber: number,
-      entries: crlEntries(revoked),
+      entries,
     });
     // The PEM (a third more bytes than the DER: 60 MB for a million entries) is made when first asked for.
     let pem: string | undefined;
@@ -98,7 +104,7 @@ export class CrlService {
       thisUpdate,
       nextUpdate,
       number,
-      entries: revoked.length,
+      entries: entries.count,
     };
     this.current = snapshot;
     for (const l of this.listeners) {

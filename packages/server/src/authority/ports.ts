@@ -267,8 +267,14 @@ export interface Store extends AdminQueries {
    * undefined if no such serial; throws TESSERA_ERR_CERT_ALREADY_REVOKED if it was.
    */
   revokeCertificate(serial: string, reason: string, at: Date, audit: AuditEvent): Promise<CertificateRecord | undefined>;
-  /** Every revoked certificate that has not yet expired before `notAfterSince` (all when omitted), ordered by serial. */
-  listRevoked(notAfterSince?: Date): Promise<RevokedEntry[]>;
+  /**
+   * One page of the CRL's entries: revoked certificates that have not expired
+   * before `notAfterSince`, ordered by serial, after `afterSerial` (from the
+   * first when undefined), at most `limit`. Callers read page after page
+   * (keyset paging), so a million entries never sit in memory as objects and
+   * the event loop runs between pages.
+   */
+  listRevokedPage(notAfterSince: Date, afterSerial: string | undefined, limit: number): Promise<RevokedEntry[]>;
   /** Certificates revoked at or after `since` (by revokedAt), oldest first: how replicas learn of each other's revocations. */
   listRevokedSince(since: Date, limit?: number): Promise<RevokedEntry[]>;
 

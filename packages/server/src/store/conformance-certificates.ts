@@ -3,7 +3,7 @@
  * device upkeep, supersession, round trips, queries, revocation and the CRL list.
  */
 import assert from "node:assert/strict";
-import type { CertificateRecord, Store } from "../authority/ports.js";
+import type { CertificateRecord, RevokedEntry, Store } from "../authority/ports.js";
 import { TesseraError } from "../errors.js";
 import { at, certOrder, concurrently, event, issued, makeCert, makeRequest, newDevice, newSerial, rejectsWith, uid, type Register } from "./conformance-fixtures.js";
 
@@ -181,17 +181,29 @@ export function certificateTests(s: () => Store, test: Register): void {
     assert.deepEqual(revoked?.revokedAt, at(7));
   });
 
-  test("listRevoked lists revoked certificates by serial, optionally only those not yet expired", async () => {
+  test("listRevokedPage pages revoked certificates by serial, only those not expired before the given time", async () => {
     const expired = makeCert({ notAfter: at(10) });
     const boundary = makeCert({ notAfter: at(20) });
     const live = makeCert({ notAfter: at(30) });
     const valid = makeCert({ notAfter: at(30) });
     await s().commitIssued([expired, boundary, live, valid].map((c) => issued(c)));
     for (const c of [expired, boundary, live]) await s().revokeCertificate(c.serial, "cessationOfOperation", at(5), event("certificate.revoked", c.serial));
+    // Read the way the CRL does, page after page, with pages of 2 so that paging itself is exercised.
+    const readAll = async (since: Date) => {
+      const out: RevokedEntry[] = [];
+      for (let after: string | undefined; ; ) {
+        const page = await s().listRevokedPage(since, after, 2);
+        assert.ok(page.length <= 2);
+        out.push(...page);
+        if (page.length < 2) return out;
+        after = page[page.length - 1]!.serial;
+      }
+    };
 
-    const all = await s().listRevoked();
+    const all = await readAll(at(0));
     const sortedSerials = all.map((e) => e.serial);
     assert.deepEqual(sortedSerials, [...sortedSerials].sort());
+    assert.equal(new Set(sortedSerials).size, sortedSerials.length);
     const mine = all.filter((e) => [expired.serial, boundary.serial, live.serial].includes(e.serial));
     assert.equal(mine.length, 3);
     for (const e of mine) {
@@ -200,10 +212,13 @@ export function certificateTests(s: () => Store, test: Register): void {
     }
     assert.ok(!sortedSerials.includes(valid.serial));
 
-    const since = (await s().listRevoked(at(20))).map((e) => e.serial);
+    const since = (await readAll(at(20))).map((e) => e.serial);
     assert.ok(!since.includes(expired.serial));
     assert.ok(since.includes(boundary.serial));
     assert.ok(since.includes(live.serial));
+    // A page starts strictly after the serial it is given.
+    const [first] = await s().listRevokedPage(at(0), boundary.serial, 1);
+    assert.ok(first === undefined || first.serial > boundary.serial);
   });
 
   test("2,000 concurrent commitIssued calls store 2,000 distinct certificates", async () => {
