@@ -19,8 +19,6 @@ import "reflect-metadata";
 import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import Database from "better-sqlite3";
-import pg from "pg";
 import pino from "pino";
 import {
   buildCrl, buildCsr, certificatePublicKey, generateKeyPair, issuerSkiOf, parseCrl, pemEncode, signAsync, signatureAlgorithmFor, verifyCrlSignature,
@@ -35,10 +33,10 @@ import { systemClock } from "../packages/server/src/authority/runtime.js";
 import type { CertificateRecord, RevokedEntry, Store } from "../packages/server/src/authority/ports.js";
 import { loadPostgres, loadSqlite, type LoadPlan, type LoadResult } from "./lib/bulk-load.js";
 import { formatTop, profiled, type SelfTime } from "./lib/inspector-profile.js";
+import { PG, postgresPlan, sqlitePlan, withPostgres } from "./lib/query-plans.js";
 import type { BenchFigure, BenchOptions, BenchSection } from "./lib/section.js";
 import { measureOcsp, OCSP_TARGET, type OcspOutcome } from "./revocation-ocsp.js";
 
-const PG = process.env.TESSERA_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const DAY_MS = 86_400_000;
 const CRL_TARGET_S = 3;
 const PROFILE = process.env.BENCH_PROFILE === "1";
@@ -225,39 +223,15 @@ function revokedPlan(seed: string, rows: number, template: CertificateRecord, bu
 }
 
 function sqlitePlans(file: string): { crl: string; poll: string } {
-  const db = new Database(file, { readonly: true });
-  try {
-    const plan = (sql: string, ...args: unknown[]) => (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...args) as Array<{ detail: string }>).map((r) => r.detail).join("; ");
-    return { crl: plan(listRevokedPage("sqlite"), new Date().toISOString(), "", CRL_PAGE_SIZE), poll: plan(LIST_REVOKED_SINCE, new Date().toISOString(), 1000) };
-  } finally {
-    db.close();
-  }
+  const plan = (sql: string, ...args: unknown[]) => sqlitePlan(file, sql, args).join("; ");
+  return { crl: plan(listRevokedPage("sqlite"), new Date().toISOString(), "", CRL_PAGE_SIZE), poll: plan(LIST_REVOKED_SINCE, new Date().toISOString(), 1000) };
 }
 
-async function postgresPlans(schema: string): Promise<{ crl: string; poll: string }> {
-  const c = new pg.Client({ connectionString: PG, options: `-c search_path=${schema}` });
-  await c.connect();
-  try {
-    const plan = async (sql: string, args: unknown[]) => {
-      let n = 0;
-      const r = await c.query<{ "QUERY PLAN": string }>(`EXPLAIN (COSTS OFF) ${sql.replace(/\?/g, () => `$${++n}`)}`, args);
-      return r.rows.map((x) => x["QUERY PLAN"].trim().replace(/^->\s*/, "")).join(" / ");
-    };
-    return { crl: await plan(listRevokedPage("postgres"), [new Date().toISOString(), "", CRL_PAGE_SIZE]), poll: await plan(LIST_REVOKED_SINCE, [new Date().toISOString(), 1000]) };
-  } finally {
-    await c.end();
-  }
-}
-
-
-async function vacuum(schema: string): Promise<void> {
-  const c = new pg.Client({ connectionString: PG, options: `-c search_path=${schema}` });
-  await c.connect();
-  try {
-    await c.query("VACUUM (ANALYZE) certificates");
-  } finally {
-    await c.end();
-  }
+function postgresPlans(schema: string): Promise<{ crl: string; poll: string }> {
+  return withPostgres(schema, async (c) => {
+    const plan = async (sql: string, ...args: unknown[]) => (await postgresPlan(c, sql, args)).join(" / ");
+    return { crl: await plan(listRevokedPage("postgres"), new Date().toISOString(), "", CRL_PAGE_SIZE), poll: await plan(LIST_REVOKED_SINCE, new Date().toISOString(), 1000) };
+  });
 }
 
 // ---------------------------------------------------------------- the section
@@ -309,7 +283,7 @@ async function runSection(opts: BenchOptions): Promise<{ rows: Record<string, un
         log(`loaded ${fmt(pgLoad.rows)} revoked rows into PostgreSQL in ${pgLoad.seconds.toFixed(1)} s`);
         // What autovacuum does after a bulk insert (PostgreSQL ≥ 13 vacuums insert-only tables too):
         // it sets the visibility map, without which the CRL's index-only scan would visit the heap.
-        await vacuum(schema);
+        await withPostgres(schema, (c) => c.query("VACUUM (ANALYZE) certificates"));
         const coldService = new CrlService(s, issuer, systemClock, validity.validitySeconds, validity.refreshBeforeSeconds);
         crls.push(await measureCrl("postgres", s, issuer, () => coldService.rebuild(), validity, runs, opts.workDir, chainFile, pgLoad, await postgresPlans(schema)));
         log(`CRL on PostgreSQL: ${(median(crls[1]!.runs.map((r) => r.totalMs)) / 1000).toFixed(2)} s`);
@@ -319,9 +293,7 @@ async function runSection(opts: BenchOptions): Promise<{ rows: Record<string, un
     } catch (err) {
       console.error(`PostgreSQL skipped: ${(err as Error).stack ?? err}`);
     } finally {
-      const c = new pg.Client({ connectionString: PG });
-      await c.connect().then(() => c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)).catch(() => undefined);
-      await c.end().catch(() => undefined);
+      await withPostgres(undefined, (c) => c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)).catch(() => undefined);
     }
 
     // 4. OCSP from cache.
