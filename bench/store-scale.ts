@@ -18,7 +18,6 @@ import "reflect-metadata";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import Database from "better-sqlite3";
 import pg from "pg";
 import pino from "pino";
 import { buildCsr, generateKeyPair } from "@tessera/pki";
@@ -30,8 +29,8 @@ import type { Authority } from "../packages/server/src/authority/authority.js";
 import { loadPostgres, loadSqlite, rowDeviceId, serialOf, type LoadPlan, type LoadResult, type LoadTemplate } from "./lib/bulk-load.js";
 import type { BenchFigure, BenchOptions, BenchSection } from "./lib/section.js";
 import { closedLoop } from "./lib/closed-loop.js";
+import { PG, postgresPlan, sqlitePlan, withPostgres } from "./lib/query-plans.js";
 
-const PG = process.env.TESSERA_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const CONCURRENCY = 64;
 const DAY_MS = 86_400_000;
 
@@ -116,43 +115,24 @@ async function lookupRun(store: Store, serials: string[], devices: string[]): Pr
 }
 
 function sqlitePlans(file: string, serial: string, device: string): { serial: Plan; device: Plan } {
-  const db = new Database(file, { readonly: true });
-  try {
-    const plan = (sql: string, arg: string): Plan => {
-      const details = (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(arg) as Array<{ detail: string }>).map((r) => r.detail);
-      const text = details.join("; ");
-      return { text, indexed: details.some((x) => /^SEARCH certificates USING /.test(x)) && !details.some((x) => /^SCAN certificates\b/.test(x)) };
-    };
-    return { serial: plan(BY_SERIAL, serial), device: plan(BY_DEVICE, device) };
-  } finally {
-    db.close();
-  }
+  const plan = (sql: string, arg: string): Plan => {
+    const details = sqlitePlan(file, sql, [arg]);
+    return { text: details.join("; "), indexed: details.some((x) => /^SEARCH certificates USING /.test(x)) && !details.some((x) => /^SCAN certificates\b/.test(x)) };
+  };
+  return { serial: plan(BY_SERIAL, serial), device: plan(BY_DEVICE, device) };
 }
 
-async function postgresPlans(schema: string, serial: string, device: string): Promise<{ serial: Plan; device: Plan }> {
-  const c = new pg.Client({ connectionString: PG, options: `-c search_path=${schema}` });
-  await c.connect();
-  try {
+function postgresPlans(schema: string, serial: string, device: string): Promise<{ serial: Plan; device: Plan }> {
+  return withPostgres(schema, async (c) => {
     const plan = async (sql: string, arg: string): Promise<Plan> => {
-      const r = await c.query<{ "QUERY PLAN": string }>(`EXPLAIN (COSTS OFF) ${sql.replace("?", "$1")}`, [arg]);
-      const lines = r.rows.map((x) => x["QUERY PLAN"].trim().replace(/^->\s*/, ""));
+      const lines = await postgresPlan(c, sql, [arg]);
       return { text: lines.join(" / "), indexed: lines.some((l) => /Index (Only )?Scan|Bitmap Index Scan/.test(l)) && !lines.some((l) => /Seq Scan/.test(l)) };
     };
     return { serial: await plan(BY_SERIAL, serial), device: await plan(BY_DEVICE, device) };
-  } finally {
-    await c.end();
-  }
+  });
 }
 
-async function pgAdmin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: PG });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
+const pgAdmin = <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> => withPostgres(undefined, fn);
 
 /** Loaded-table size on disk, bytes. */
 async function sizeOf(kind: "sqlite" | "postgres", where: string): Promise<number> {
