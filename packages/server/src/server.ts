@@ -37,7 +37,7 @@ import { loadLitebootServerCertificate } from "./ca/import-liteboot.js";
 import { startWebhookWorker } from "./webhook/webhook-worker.js";
 import { createMetrics } from "./metrics.js";
 import { adminModule } from "./admin/module.js";
-import type { EnrollmentFailure } from "./http/enrollment-failures.js";
+import { FailureCounter, type EnrollmentFailure } from "./http/enrollment-failures.js";
 
 /** A running server. */
 export interface RunningServer {
@@ -136,7 +136,10 @@ export async function startServer(
   const mainfluxSealer = lazySealer(() => readPassphrase({ env: process.env.TESSERA_CA_PASSPHRASE, file: config.caPassphraseFile }));
   const mainflux = mainfluxRoutes({ authority, store, config: config.mainflux, sealer: mainfluxSealer, now: () => clock.now() });
   // A Caramel approval signs at once: its clients poll for the certificate rather than asking again.
-  const admin = adminModule({ authority, store, clock, log, signers: { caramel: (request, actor) => caramel.service.sign(request, { long: false, actor }) } });
+  // Failed enrollments are counted for the console's fleet health (docs/admin-api.md): in memory,
+  // written to the store as sums every 2 s and on close.
+  const failures = new FailureCounter(store, () => clock.now(), (err) => log.error({ err }, "cannot count failed enrollments"));
+  const admin = adminModule({ authority, store, clock, log, failures, signers: { caramel: (request, actor) => caramel.service.sign(request, { long: false, actor }) } });
   const protocols: ProtocolModule[] = [
     coreRoutes({ authority, store, metrics }),
     nativeRoutes({ authority }),
@@ -149,9 +152,7 @@ export async function startServer(
     admin.module,
     ...(opts.extraProtocols?.(authority) ?? []),
   ];
-  // Failed enrollments are counted in the store for the console's fleet health (docs/admin-api.md).
-  const onEnrollmentFailure = (f: EnrollmentFailure) =>
-    void store.recordFailure(f.protocol, f.code, clock.now()).catch((err) => log.error({ err }, "cannot count a failed enrollment"));
+  const onEnrollmentFailure = (f: EnrollmentFailure) => failures.note(f);
 
   const listeners: Listener[] = [];
   let litebootListener: { listener: Listener; ownCertificate: boolean } | undefined;
@@ -176,6 +177,7 @@ export async function startServer(
     clearTimeout(force);
     if (plainApp) await plainApp.close().catch(() => undefined);
     await admin.jobs.idle();
+    await failures.close();
     await authority.flush();
     await store.close();
   };

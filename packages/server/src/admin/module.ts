@@ -24,6 +24,8 @@ export function adminModule(deps: {
   log: Logger;
   signers?: Record<string, RequestSigner>;
   consoleDir?: string;
+  /** Failed enrollments counted but not yet written: flushed before the health figures are read. */
+  failures?: { flush(): Promise<void> };
 }): { module: ProtocolModule; jobs: JobRunner } {
   const now = () => deps.clock.now();
   const { authority, store } = deps;
@@ -31,7 +33,7 @@ export function adminModule(deps: {
   const jobs = new JobRunner({ authority, credentials, store, now, log: deps.log.child({ component: "jobs" }) });
   const module = adminRoutes({
     auth: new AdminAuth(new OperatorTokens(store, now), store, now),
-    service: new AdminService({ authority, store, now, signers: deps.signers }),
+    service: new AdminService({ authority, store, now, signers: deps.signers, beforeHealth: deps.failures && (() => deps.failures!.flush()) }),
     credentials,
     jobs,
     authority,

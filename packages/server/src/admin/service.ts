@@ -53,6 +53,8 @@ export class AdminService {
       now: () => Date;
       /** Per protocol, how an approval is carried out at once (else the device picks it up on its next attempt). */
       signers?: Record<string, RequestSigner>;
+      /** Run before the health figures are read (writes the failure counts still in memory). */
+      beforeHealth?: () => Promise<void>;
     },
   ) {}
 
@@ -162,6 +164,7 @@ export class AdminService {
    */
   async health(days: number): Promise<Health> {
     const { store, now } = this.deps;
+    await this.deps.beforeHealth?.();
     const t = now();
     const since = new Date(t.getTime() - 29 * DAY);
     const [expiry, activity, failures] = await Promise.all([store.expiryPerDay(t, days), store.activityPerDay(since), store.listFailures(since)]);

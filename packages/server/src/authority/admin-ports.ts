@@ -175,8 +175,8 @@ export interface AdminQueries {
   expiryPerDay(from: Date, days: number): Promise<DayCount[]>;
   /** Issued / renewed / revoked per UTC day from `since`'s day on, oldest first (days with nothing omitted). */
   activityPerDay(since: Date): Promise<ActivityDay[]>;
-  /** Adds one failed enrollment to its (UTC day, protocol, code) counter (an upsert). */
-  recordFailure(protocol: string, code: string, at: Date): Promise<void>;
+  /** Adds `count` (default 1) failed enrollments to the (UTC day of `at`, protocol, code) counter (an upsert). */
+  recordFailure(protocol: string, code: string, at: Date, count?: number): Promise<void>;
   /** Failure counters from `since`'s day on, ordered by day, protocol, code. */
   listFailures(since: Date): Promise<FailureCount[]>;
   /** Device ids whose certificates were issued under `actor` (audit "certificate.issued"), e.g. "bootstrap:line-7"; sorted, each once. */

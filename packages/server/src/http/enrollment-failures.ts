@@ -1,7 +1,8 @@
 /**
  * Counts failed enrollments for the console's fleet health (docs/admin-api.md):
  * any 4xx/5xx answer to an enrollment or renewal call of a protocol, by
- * protocol and error code, kept in the store (not scraped from logs). An
+ * protocol and error code, kept in the store (not scraped from logs),
+ * counted in memory and written as sums (FailureCounter). An
  * EST 401 to a request without credentials is the first leg of HTTP Basic
  * (RFC 7030 §3.2.3), not a failure, so it is not counted.
  */
@@ -63,4 +64,84 @@ export function trackEnrollmentFailures(app: FastifyInstance, record: (f: Enroll
     if (status === 401 && protocol === "est" && request.headers.authorization === undefined) return;
     record({ protocol, code: codes.get(request) ?? `http_${status}`, status });
   });
+}
+
+/** Where FailureCounter writes its sums. */
+export interface FailureSink {
+  recordFailure(protocol: string, code: string, at: Date, count: number): Promise<void>;
+}
+
+/**
+ * Failed enrollments counted in memory and written as sums, one upsert per
+ * (UTC day, protocol, code) every `flushMs`: a flood of bad requests (a
+ * misconfigured fleet, a scanner) then costs the store a few writes a
+ * second, not one commit per refusal. Counts not yet written are lost only
+ * if the process dies without closing; a failed write keeps its counts for
+ * the next flush. Readers in this process call flush() first (the console's
+ * health page does), so what they see is exact.
+ */
+export class FailureCounter {
+  private pending = new Map<string, { day: string; at: Date; protocol: string; code: string; count: number }>();
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly sink: FailureSink,
+    private readonly now: () => Date,
+    private readonly onError: (err: unknown) => void,
+    private readonly flushMs = 2_000,
+  ) {}
+
+  /** Counts one failure; the write follows within flushMs. */
+  note(f: Pick<EnrollmentFailure, "protocol" | "code">): void {
+    const at = this.now();
+    const day = at.toISOString().slice(0, 10);
+    const key = `${day}\0${f.protocol}\0${f.code}`;
+    const entry = this.pending.get(key);
+    if (entry) entry.count++;
+    else this.pending.set(key, { day, at, protocol: f.protocol, code: f.code, count: 1 });
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, this.flushMs).unref();
+  }
+
+  /** Writes every count noted so far (after any write already under way). */
+  async flush(): Promise<void> {
+    while (this.flushing) await this.flushing;
+    if (this.pending.size === 0) return;
+    const batch = this.pending;
+    this.pending = new Map();
+    this.flushing = (async () => {
+      for (const [key, e] of batch) {
+        try {
+          await this.sink.recordFailure(e.protocol, e.code, e.at, e.count);
+        } catch (err) {
+          // Keep the count for the next flush rather than lose it.
+          const again = this.pending.get(key);
+          if (again) again.count += e.count;
+          else this.pending.set(key, e);
+          this.onError(err);
+          this.schedule();
+        }
+      }
+    })().finally(() => {
+      this.flushing = undefined;
+    });
+    await this.flushing;
+  }
+
+  /** Stops the timer and writes what is left. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.flush();
+  }
 }

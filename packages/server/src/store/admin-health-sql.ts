@@ -76,11 +76,11 @@ export async function activityPerDay(db: SqlExecutor, since: Date): Promise<Acti
 }
 
 /** Store.recordFailure: one upsert, so concurrent failures (any replica) all count. */
-export async function recordFailure(db: SqlExecutor, protocol: string, code: string, at: Date): Promise<void> {
+export async function recordFailure(db: SqlExecutor, protocol: string, code: string, at: Date, count = 1): Promise<void> {
   await db.run(
-    `INSERT INTO enrollment_failures (day, protocol, code, count) VALUES (?, ?, ?, 1)
-     ON CONFLICT (day, protocol, code) DO UPDATE SET count = enrollment_failures.count + 1`,
-    [utcDay(at), protocol, code],
+    `INSERT INTO enrollment_failures (day, protocol, code, count) VALUES (?, ?, ?, ?)
+     ON CONFLICT (day, protocol, code) DO UPDATE SET count = enrollment_failures.count + excluded.count`,
+    [utcDay(at), protocol, code, count],
   );
 }
 

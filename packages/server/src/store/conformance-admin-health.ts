@@ -84,10 +84,12 @@ export function adminHealthTests(s: () => Store, test: Register): void {
     await Promise.all([s().recordFailure(protocol, "http_500", day1("12:00:00.000")), s().recordFailure(protocol, "http_500", day1("13:00:00.000"))]);
     await s().recordFailure(protocol, "TESSERA_ERR_AUTH_DENIED", d("2085-02-01T00:00:00.000Z"));
     await s().recordFailure(uid("other"), "http_500", day1("12:00:00.000"));
+    // A batch of several at once adds them all (the server counts in memory and writes sums).
+    await s().recordFailure(protocol, "http_500", day1("14:00:00.000"), 3);
     const mine = async (since: Date) => (await s().listFailures(since)).filter((f) => f.protocol === protocol);
     assert.deepEqual(await mine(day1("18:00:00.000")), [
       { day: "2085-01-31", protocol, code: "TESSERA_ERR_AUTH_DENIED", count: 20 },
-      { day: "2085-01-31", protocol, code: "http_500", count: 2 },
+      { day: "2085-01-31", protocol, code: "http_500", count: 5 },
       { day: "2085-02-01", protocol, code: "TESSERA_ERR_AUTH_DENIED", count: 1 },
     ]);
     assert.deepEqual(await mine(d("2085-02-01T23:59:59.999Z")), [{ day: "2085-02-01", protocol, code: "TESSERA_ERR_AUTH_DENIED", count: 1 }]);

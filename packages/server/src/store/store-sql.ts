@@ -377,7 +377,7 @@ export class SqlStore implements Store {
   readonly searchAudit: Store["searchAudit"] = (q) => admin.searchAudit(this.db, q);
   readonly expiryPerDay: Store["expiryPerDay"] = (from, days) => health.expiryPerDay(this.db, from, days);
   readonly activityPerDay: Store["activityPerDay"] = (since) => health.activityPerDay(this.db, since);
-  readonly recordFailure: Store["recordFailure"] = (protocol, code, at) => health.recordFailure(this.db, protocol, code, at);
+  readonly recordFailure: Store["recordFailure"] = (protocol, code, at, count) => health.recordFailure(this.db, protocol, code, at, count);
   readonly listFailures: Store["listFailures"] = (since) => health.listFailures(this.db, since);
   readonly devicesIssuedBy: Store["devicesIssuedBy"] = (actor) => health.devicesIssuedBy(this.db, actor);
   readonly createAdminSession: Store["createAdminSession"] = (session) => state.createAdminSession(this.db, session);
