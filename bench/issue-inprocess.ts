@@ -38,15 +38,16 @@ interface Row { store: string; mode: Mode; round: number; certs: number; concurr
 
 type Opened = Awaited<ReturnType<typeof openAuthority>> & { csrs: Buffer[] };
 
-async function open(workDir: string, databaseUrl?: string): Promise<Opened> {
+async function open(workDir: string, databaseUrl?: string, synchronous?: "full" | "normal"): Promise<Opened> {
   // Inside the section's work directory, which the runner removes afterwards.
   const config = await testConfig({ TESSERA_DATA_DIR: fs.mkdtempSync(path.join(workDir, "data-")), TESSERA_LOG_LEVEL: "silent", ...(databaseUrl ? { TESSERA_DATABASE_URL: databaseUrl } : {}) });
+  if (synchronous) config.sqlite.synchronous = synchronous;
   const opened = await openAuthority(config, pino({ level: "silent" }), {});
   const csrs = Array.from({ length: 64 }, (_, i) => buildCsr({ subject: [{ type: "CN", value: `bench-${i}` }], privateKey: generateKeyPair().privateKey }));
   return { ...opened, csrs };
 }
 
-async function run(name: string, o: Opened, mode: Mode = "issue", round = 1): Promise<Row> {
+async function run(name: string, o: Opened, mode: Mode = "issue", round = 1, concurrency = CONCURRENCY, total = TOTAL): Promise<Row> {
   const { authority, csrs } = o;
   const credential = { kind: "operator", actor: "bench" } as const;
   const one =
@@ -59,21 +60,21 @@ async function run(name: string, o: Opened, mode: Mode = "issue", round = 1): Pr
         };
   for (let i = 0; i < 500; i++) await one(i); // warm-up: JIT, statement caches
   const commits0 = authority.writer.commits;
-  const { seconds: wall, cpuUs, latencies } = await closedLoop(TOTAL, CONCURRENCY, one);
+  const { seconds: wall, cpuUs, latencies } = await closedLoop(total, concurrency, one);
   const q = (p: number) => quantile(latencies, p);
   const row: Row = {
     store: name,
     mode,
     round,
-    certs: TOTAL,
-    concurrency: CONCURRENCY,
-    perSecond: Math.round(TOTAL / wall),
-    cpuUsPerCert: Math.round(cpuUs / TOTAL),
+    certs: total,
+    concurrency,
+    perSecond: Math.round(total / wall),
+    cpuUsPerCert: Math.round(cpuUs / total),
     p50ms: +q(0.5).toFixed(2),
     p99ms: +q(0.99).toFixed(2),
     commits: authority.writer.commits - commits0,
     // certificates per second per CPU-second: the per-core figure the target (≥ 8,000) is about
-    perCoreTarget: Math.round(1e6 / (cpuUs / TOTAL)),
+    perCoreTarget: Math.round(1e6 / (cpuUs / total)),
   };
   return row;
 }
@@ -96,6 +97,25 @@ export const section: BenchSection = {
     } finally {
       await sqlite.store.close();
     }
+    // What the commit's fsync costs the event loop: synchronous=full (the default: SQLite fsyncs
+    // the WAL inside COMMIT, on this thread) against normal (no fsync per commit), alternating.
+    const full = await open(workDir, undefined, "full");
+    const normal = await open(workDir, undefined, "normal");
+    const syncRows: Row[] = [];
+    try {
+      for (const c of [1, 8, 64]) {
+        for (let round = 1; round <= ROUNDS; round++) {
+          const pair: Array<[string, Opened]> = [["sqlite full", full], ["sqlite normal", normal]];
+          for (const [name, o] of round % 2 ? pair : pair.reverse()) {
+            syncRows.push(await run(name, o, "issue", round, c, Math.min(TOTAL, c * 400)));
+          }
+        }
+      }
+    } finally {
+      await full.store.close();
+      await normal.store.close();
+    }
+    rows.push(...syncRows);
     try {
       const schema = `bench_${Date.now().toString(36)}`;
       const s = await openStore(PG);
@@ -121,9 +141,18 @@ export const section: BenchSection = {
     const rateTwice = mean(twice.map((r) => r.perSecond));
     const rateOnce = mean(once.map((r) => r.perSecond));
     return {
-      rows: rows.map((r) => ({ store: r.store, call: r.mode, round: r.mode === "issue" ? "" : r.round, "certs/s": r.perSecond, "CPU µs/cert": r.cpuUsPerCert, "certs/s per core": r.perCoreTarget, "p50 ms": r.p50ms, "p99 ms": r.p99ms, transactions: r.commits, concurrency: r.concurrency })),
+      rows: rows.map((r) => ({ store: r.store, call: r.mode, round: r.mode === "issue" && !syncRows.includes(r) ? "" : r.round, "certs/s": r.perSecond, "CPU µs/cert": r.cpuUsPerCert, "certs/s per core": r.perCoreTarget, "p50 ms": r.p50ms, "p99 ms": r.p99ms, transactions: r.commits, concurrency: r.concurrency })),
       figures: [
-        ...rows.filter((r) => r.mode === "issue").map((r) => ({ key: `issue.${r.store}.cpuUsPerCert`, label: `in-process issuance, ${r.store}: CPU per certificate`, value: r.cpuUsPerCert, unit: "µs" })),
+        ...rows.filter((r) => r.mode === "issue" && !syncRows.includes(r)).map((r) => ({ key: `issue.${r.store}.cpuUsPerCert`, label: `in-process issuance, ${r.store}: CPU per certificate`, value: r.cpuUsPerCert, unit: "µs" })),
+        ...[1, 8, 64].map((c) => {
+          const of = (name: string) => syncRows.filter((r) => r.store === name && r.concurrency === c);
+          const [f, n] = [of("sqlite full"), of("sqlite normal")];
+          const ratio = mean(n.map((r) => r.perSecond)) / Math.max(1, mean(f.map((r) => r.perSecond)));
+          return {
+            key: `issue.sqlite.fsyncCost.c${c}`, label: `in-process issuance at ${c} in flight: synchronous=normal / full throughput`, value: +ratio.toFixed(2), unit: "×",
+            note: `full ${Math.round(mean(f.map((r) => r.perSecond)))}/s, ${Math.round(mean(f.map((r) => r.cpuUsPerCert)))} µs; normal ${Math.round(mean(n.map((r) => r.perSecond)))}/s, ${Math.round(mean(n.map((r) => r.cpuUsPerCert)))} µs; ${ROUNDS} alternating pairs`,
+          };
+        }),
         ...(twice.length && once.length
           ? [
               {
