@@ -11,24 +11,15 @@ import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import vm from "node:vm";
+import { freshBundle } from "./bundle.js";
 
 const root = new URL("../", import.meta.url);
 const dist = new URL("packages/client/dist/", root);
 
-/** The bundle and its build id if it exists and is at least as new as every input it lists, else undefined. */
-function freshBundle() {
-  if (process.env.TESSERA_AGENT_BUNDLE === "0") return undefined;
-  try {
-    const file = fileURLToPath(new URL("agent.cjs", dist));
-    const built = statSync(file).mtimeMs;
-    const { inputs, buildId } = JSON.parse(readFileSync(new URL("agent.inputs.json", dist), "utf8"));
-    if (!Array.isArray(inputs) || inputs.length === 0 || !/^[0-9a-f]+$/.test(buildId)) return undefined;
-    // A missing input throws: stale too.
-    for (const p of inputs) if (statSync(new URL(p, root)).mtimeMs > built) return undefined;
-    return { file, built, cacheFile: fileURLToPath(new URL(`agent.${buildId}.cache`, dist)) };
-  } catch {
-    return undefined;
-  }
+/** The bundle and its code cache file, if the bundle may run (bin/bundle.js). */
+function agentBundle() {
+  const b = freshBundle(root, dist, "agent.cjs", "agent.inputs.json", "TESSERA_AGENT_BUNDLE");
+  return b && { file: b.file, built: b.built, cacheFile: fileURLToPath(new URL(`agent.${b.buildId}.cache`, dist)) };
 }
 
 /** Compiles and runs the CommonJS bundle with the code cache; returns its exports and a function that saves a new cache. */
@@ -62,7 +53,7 @@ function loadBundle({ file, built, cacheFile }) {
 }
 
 async function load() {
-  const bundle = freshBundle();
+  const bundle = agentBundle();
   if (bundle) {
     try {
       const loaded = loadBundle(bundle);

@@ -29,16 +29,17 @@
  * duties, backing off when one keeps dying.
  */
 import cluster, { type Worker } from "node:cluster";
-import { fileURLToPath } from "node:url";
+import * as path from "node:path";
 import type { Logger } from "pino";
 import { sha256Hex } from "@tessera/pki";
 import type { TesseraConfig } from "./config/types.js";
 import { ensureServerCertificate } from "./ca/server-certificate.js";
 import { caPaths } from "./ca/ca-files.js";
 import { openAuthority, type RunningServer } from "./server.js";
+import { REPO_ROOT } from "./paths.js";
 
 /** The CLI entry the workers run (the same `tessera serve` command line). */
-const BIN = fileURLToPath(new URL("../../../bin/tessera.js", import.meta.url));
+const BIN = path.join(REPO_ROOT, "bin/tessera.js");
 /** Environment variable that tells a forked process its worker index (1…N). */
 const INDEX_ENV = "TESSERA_WORKER_INDEX";
 /** Response header naming the worker that answered. */

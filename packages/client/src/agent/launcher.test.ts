@@ -22,6 +22,7 @@ function scratch(): { dir: string; run: (env?: Record<string, string>) => string
   put("package.json", JSON.stringify({ type: "module", private: true }));
   fs.mkdirSync(path.join(dir, "bin"));
   fs.copyFileSync(path.join(ROOT, "bin/tessera-agent.js"), path.join(dir, "bin/tessera-agent.js"));
+  fs.copyFileSync(path.join(ROOT, "bin/bundle.js"), path.join(dir, "bin/bundle.js"));
   fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
   put("packages/client/src/agent/main.ts", `export async function main(argv) { console.log("tsx " + argv.join(" ")); return 0; }\n`);
   put("packages/client/src/agent/other.ts", "export {};\n");

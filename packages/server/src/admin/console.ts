@@ -6,12 +6,12 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
 import type { FastifyInstance } from "fastify";
 import fastifyStatic from "@fastify/static";
+import { REPO_ROOT } from "../paths.js";
 
 /** Where the console is built, relative to this file (packages/server/src/admin → packages/web/dist). */
-export const DEFAULT_CONSOLE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../web/dist");
+export const DEFAULT_CONSOLE_DIR = path.join(REPO_ROOT, "packages/web/dist");
 
 /** Same-origin only; no inline scripts; no framing (clickjacking). */
 const SECURITY_HEADERS: Record<string, string> = {
