@@ -41,10 +41,10 @@ export function memoryOf(pid: number): { rss: number; hwm: number } {
 }
 
 /** A Tessera child process with an imprint build secret, ready for the load client. */
-export async function renewServer(dataDir: string, nodeArgs: string[] = [], workers?: number): Promise<{ server: TesseraProcess; ca: string }> {
+export async function renewServer(dataDir: string, nodeArgs: string[] = [], workers?: number, env?: Record<string, string>): Promise<{ server: TesseraProcess; ca: string }> {
   // Creates the CA and the store on first use, then the secret devices enroll with.
-  tesseraCli(dataDir, ["secret", "create", "bench", "--value", SECRET, "--scope", "imprint"]);
-  const server = await startTesseraProcess({ dataDir, nodeArgs, workers });
+  tesseraCli(dataDir, ["secret", "create", "bench", "--value", SECRET, "--scope", "imprint"], env);
+  const server = await startTesseraProcess({ dataDir, nodeArgs, workers, env });
   return { server, ca: fs.readFileSync(path.join(dataDir, "ca", "chain.pem"), "utf8") };
 }
 
