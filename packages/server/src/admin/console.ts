@@ -10,7 +10,7 @@ import type { FastifyInstance } from "fastify";
 import fastifyStatic from "@fastify/static";
 import { REPO_ROOT } from "../paths.js";
 
-/** Where the console is built, relative to this file (packages/server/src/admin → packages/web/dist). */
+/** Where `npm install` builds the console (packages/web/dist in this repository). */
 export const DEFAULT_CONSOLE_DIR = path.join(REPO_ROOT, "packages/web/dist");
 
 /** Same-origin only; no inline scripts; no framing (clickjacking). */

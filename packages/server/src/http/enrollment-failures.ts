@@ -81,7 +81,8 @@ export interface FailureSink {
  * health page does), so what they see is exact.
  */
 export class FailureCounter {
-  private pending = new Map<string, { day: string; at: Date; protocol: string; code: string; count: number }>();
+  /** By "UTC day, protocol, code": the first failure's time (it names the day) and the count. */
+  private pending = new Map<string, { at: Date; protocol: string; code: string; count: number }>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private closed = false;
@@ -96,11 +97,10 @@ export class FailureCounter {
   /** Counts one failure; the write follows within flushMs. */
   note(f: Pick<EnrollmentFailure, "protocol" | "code">): void {
     const at = this.now();
-    const day = at.toISOString().slice(0, 10);
-    const key = `${day}\0${f.protocol}\0${f.code}`;
+    const key = `${at.toISOString().slice(0, 10)}\0${f.protocol}\0${f.code}`;
     const entry = this.pending.get(key);
     if (entry) entry.count++;
-    else this.pending.set(key, { day, at, protocol: f.protocol, code: f.code, count: 1 });
+    else this.pending.set(key, { at, protocol: f.protocol, code: f.code, count: 1 });
     this.schedule();
   }
 
