@@ -68,7 +68,7 @@ test("serve --workers 2: one banner, both workers enroll, every certificate stor
 
     // A fresh connection per request: the primary hands connections to the workers in turn.
     const enroll = (cn: string) =>
-      new Promise<{ status: number; worker: string; cert: Buffer }>((resolve, reject) => {
+      new Promise<{ status: number; worker: string | undefined; cert: Buffer }>((resolve, reject) => {
         const der = buildCsr({ subject: [{ type: "CN", value: cn }], privateKey: generateKeyPair("ec-p256").privateKey });
         const req = https.request(
           { host: "127.0.0.1", port, path: "/.well-known/est/simpleenroll", method: "POST", ca, servername: "localhost", agent: false, headers: { "content-type": "application/pkcs10", authorization: auth } },
@@ -78,7 +78,7 @@ test("serve --workers 2: one banner, both workers enroll, every certificate stor
             res.on("end", () => {
               const body = Buffer.concat(chunks).toString("latin1");
               if (res.statusCode !== 200) return reject(new Error(`${cn}: HTTP ${res.statusCode}: ${body}`));
-              resolve({ status: res.statusCode, worker: String(res.headers[WORKER_HEADER]), cert: certsOf(decodeBase64Lenient(body))[0]! });
+              resolve({ status: res.statusCode, worker: res.headers[WORKER_HEADER] as string | undefined, cert: certsOf(decodeBase64Lenient(body))[0]! });
             });
           },
         );
@@ -88,7 +88,21 @@ test("serve --workers 2: one banner, both workers enroll, every certificate stor
     const results = [];
     for (let i = 0; i < 6; i++) results.push(await enroll(`cluster-seq-${i}`));
     results.push(...(await Promise.all(Array.from({ length: 12 }, (_, i) => enroll(`cluster-par-${i}`)))));
-    assert.deepEqual([...new Set(results.map((r) => r.worker))].sort(), ["1", "2"], "both workers answered");
+    // The protocol's answers are what one process sends: no worker header on them.
+    assert.deepEqual([...new Set(results.map((r) => r.worker))], [undefined]);
+    // GET /healthz names the worker that answered; over fresh connections both answer.
+    const healthz = () =>
+      new Promise<string | undefined>((resolve, reject) => {
+        https
+          .get({ host: "127.0.0.1", port, path: "/healthz", ca, servername: "localhost", agent: false }, (res) => {
+            res.resume();
+            res.on("end", () => resolve(res.headers[WORKER_HEADER] as string | undefined));
+          })
+          .on("error", reject);
+      });
+    const answered = new Set<string | undefined>();
+    for (let i = 0; i < 8; i++) answered.add(await healthz());
+    assert.deepEqual([...answered].sort(), ["1", "2"], "both workers answered");
 
     // SIGHUP reaches the workers (they reload) and they keep serving.
     child.kill("SIGHUP");

@@ -42,7 +42,7 @@ import { REPO_ROOT } from "./paths.js";
 const BIN = path.join(REPO_ROOT, "bin/tessera.js");
 /** Environment variable that tells a forked process its worker index (1…N). */
 const INDEX_ENV = "TESSERA_WORKER_INDEX";
-/** Response header naming the worker that answered. */
+/** Response header naming the worker that answered, on GET /healthz only (the device protocols' answers stay exactly as from one process). */
 export const WORKER_HEADER = "x-tessera-worker";
 
 interface ReadyMessage {
@@ -77,7 +77,11 @@ export function clusterWorker(): WorkerRole | undefined {
     banner: (line) => void banner.push(line),
     ready(server) {
       // Set before Fastify's handler runs; writeHead merges it with the reply's own headers.
-      for (const l of server.listeners) l.server.prependListener("request", (_req, res) => res.setHeader(WORKER_HEADER, String(index)));
+      for (const l of server.listeners) {
+        l.server.prependListener("request", (req, res) => {
+          if (req.url?.split("?", 1)[0] === "/healthz") res.setHeader(WORKER_HEADER, String(index));
+        });
+      }
       const msg: ReadyMessage = { type: "tessera:ready", index, url: server.url, httpUrl: server.httpUrl, banner };
       process.send?.(msg);
     },
