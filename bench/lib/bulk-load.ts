@@ -80,6 +80,11 @@ export function serialOf(seed: string, n: number): string {
   return "4" + createHash("sha512").update(`${seed}:${n}`).digest("hex").slice(1, 32);
 }
 
+/** Certificate SHA-256 (the `fingerprint` column) of row n. */
+export function fingerprintOf(seed: string, n: number): string {
+  return createHash("sha512").update(`${seed}:${n}`).digest("hex").slice(64, 128);
+}
+
 /** Id of device k. */
 export function deviceIdOf(seed: string, k: number): string {
   const d = createHash("sha256").update(`${seed}:d:${k}`).digest("hex");
