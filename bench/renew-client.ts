@@ -22,6 +22,8 @@
 import { randomUUID, X509Certificate } from "node:crypto";
 import * as tls from "node:tls";
 import { buildCsr, generateKeyPair, pemEncode } from "@tessera/pki";
+// Type only: erased, so the forked client does not load the section's modules.
+import type { RunResult } from "./renew.js";
 
 interface Device {
   serverId: string;
@@ -142,21 +144,11 @@ async function enroll(secret: string, n: number): Promise<void> {
   );
 }
 
-interface RunResult {
-  type: "result";
-  count: number;
-  errors: number;
-  firstError?: string;
-  wallS: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-  clientCpuUs: number;
-}
+/** What a run reports to the parent (renew.ts's RunResult, tagged for the IPC reply). */
+type RunReply = RunResult & { type: "result" };
 
 /** Renews (path "renew") or fetches `path` over a fresh mTLS connection per request, `concurrency` devices in flight, for `seconds`. */
-async function run(path: string, concurrency: number, seconds: number): Promise<RunResult> {
+async function run(path: string, concurrency: number, seconds: number): Promise<RunReply> {
   if (devices.length < concurrency) throw new Error(`${devices.length} devices enrolled, ${concurrency} needed`);
   const idle = [...devices];
   const latencies: number[] = [];
