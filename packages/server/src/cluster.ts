@@ -35,7 +35,7 @@ import { sha256Hex } from "@tessera/pki";
 import type { TesseraConfig } from "./config/types.js";
 import { ensureServerCertificate } from "./ca/server-certificate.js";
 import { caPaths } from "./ca/ca-files.js";
-import { openAuthority, type RunningServer } from "./server.js";
+import { installSignalHandlers, openAuthority, type RunningServer } from "./server.js";
 import { REPO_ROOT } from "./paths.js";
 
 /** The CLI entry the workers run (the same `tessera serve` command line). */
@@ -209,25 +209,8 @@ export async function runPrimary(opts: PrimaryOptions): Promise<RunningCluster> 
   }
   started = true;
 
-  let closing = false;
-  const shutdown = (signal: string) => {
-    if (closing) return;
-    closing = true;
-    log.info({ signal }, "draining the workers and shutting down");
-    stop().then(
-      () => process.exit(0),
-      (err) => {
-        log.error({ err }, "shutdown failed");
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", () => shutdown("SIGTERM"));
-  process.on("SIGINT", () => shutdown("SIGINT"));
-  process.on("SIGHUP", () => {
-    log.info("SIGHUP: the workers reload their TLS certificate and CRL");
-    for (const w of workers.values()) w.process.kill("SIGHUP");
-  });
+  // The workers drain on the way out and reload on SIGHUP (each runs its own handlers).
+  installSignalHandlers({ close: () => stop(), reload: () => void workers.forEach((w) => w.process.kill("SIGHUP")) }, log);
 
   const print = opts.banner;
   if (print) {

@@ -333,14 +333,18 @@ export async function startServer(
   };
 }
 
-/** Installs SIGTERM/SIGINT (drain and exit) and SIGHUP (reload) handlers. */
-export function installSignalHandlers(server: RunningServer, log: Logger): void {
+/**
+ * Installs SIGTERM/SIGINT (drain, then exit) and SIGHUP (reload) handlers for
+ * `target`: a running server, or the primary of `serve --workers`, which
+ * drains and reloads its workers.
+ */
+export function installSignalHandlers(target: { close(): Promise<unknown>; reload(): Promise<unknown> | void }, log: Logger): void {
   let closing = false;
   const stop = (signal: string) => {
     if (closing) return;
     closing = true;
     log.info({ signal }, "draining and shutting down");
-    server.close().then(
+    target.close().then(
       () => process.exit(0),
       (err) => {
         log.error({ err }, "shutdown failed");
@@ -352,7 +356,9 @@ export function installSignalHandlers(server: RunningServer, log: Logger): void 
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGHUP", () => {
     log.info("SIGHUP: reloading TLS certificate and CRL");
-    server.reload().catch((err) => log.error({ err }, "reload failed"));
+    Promise.resolve()
+      .then(() => target.reload())
+      .catch((err: unknown) => log.error({ err }, "reload failed"));
   });
 }
 
