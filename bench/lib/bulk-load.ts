@@ -96,6 +96,13 @@ export function rowDeviceId(plan: Pick<LoadPlan, "seed" | "devices">, n: number)
   return plan.devices > 0 ? deviceIdOf(plan.seed, n % plan.devices) : null;
 }
 
+/** After a batch: reports progress, and whether the time budget is spent with rows still to load. */
+function budgetSpent(plan: LoadPlan, loaded: number, startedMs: number): boolean {
+  const seconds = (performance.now() - startedMs) / 1000;
+  plan.progress?.(loaded, seconds);
+  return loaded < plan.rows && seconds > plan.budgetSeconds;
+}
+
 function issuedAtMs(plan: LoadPlan, n: number): number {
   // n / rows first: n × span would pass 2^53 for ten million rows over years.
   return plan.issuedFrom + Math.floor((n / plan.rows) * (plan.issuedTo - plan.issuedFrom));
@@ -174,9 +181,7 @@ export function loadSqlite(file: string, plan: LoadPlan): LoadResult {
         }
       })();
       loaded = end;
-      const seconds = (performance.now() - t1) / 1000;
-      plan.progress?.(loaded, seconds);
-      if (loaded < plan.rows && seconds > plan.budgetSeconds) {
+      if (budgetSpent(plan, loaded, t1)) {
         capped = true;
         break;
       }
@@ -269,9 +274,7 @@ export async function loadPostgres(url: string, schema: string, plan: LoadPlan):
       const end = Math.min(plan.rows, loaded + batch);
       await c.query(sql, [loaded, end - 1, plan.seed, profile, keyType, der]);
       loaded = end;
-      const seconds = (performance.now() - t1) / 1000;
-      plan.progress?.(loaded, seconds);
-      if (loaded < plan.rows && seconds > plan.budgetSeconds) {
+      if (budgetSpent(plan, loaded, t1)) {
         capped = true;
         break;
       }
