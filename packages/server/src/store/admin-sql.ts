@@ -110,21 +110,31 @@ const DEVICE_SORTS: Record<DeviceSort, SortSpec> = {
 const DEVICE_COLUMNS = "d.*, c.subject AS cert_subject, c.not_after AS cert_not_after, c.status AS cert_status";
 const CURRENT_CERT = "LEFT JOIN certificates c ON c.serial = d.current_serial";
 
-/** Device ids `q` names exactly (id, hardware fingerprint, or serial / SHA-256 of any of its certificates), as an IN condition. */
-function exactDevices(q: string, params: SqlValue[]): string {
-  const ids = ["SELECT id FROM devices WHERE id = ? OR fingerprint = ?"];
-  params.push(q, q);
-  const certTerms: string[] = [];
+/**
+ * The certificate terms `q` can name exactly: its serial (indexed) and, for a
+ * SHA-256, the certificate's or key's (a scan since migration 7). Pushes the
+ * values onto `params`; none when `q` is neither form.
+ */
+function exactCertificateTerms(q: string, params: SqlValue[]): string[] {
+  const terms: string[] = [];
   const serial = serialForm(q);
   if (serial !== undefined) {
-    certTerms.push("serial = ?");
+    terms.push("serial = ?");
     params.push(serial);
   }
   const sha = sha256Form(q);
   if (sha !== undefined) {
-    certTerms.push("fingerprint = ?", "key_fingerprint = ?");
+    terms.push("fingerprint = ?", "key_fingerprint = ?");
     params.push(sha, sha);
   }
+  return terms;
+}
+
+/** Device ids `q` names exactly (id, hardware fingerprint, or serial / SHA-256 of any of its certificates), as an IN condition. */
+function exactDevices(q: string, params: SqlValue[]): string {
+  const ids = ["SELECT id FROM devices WHERE id = ? OR fingerprint = ?"];
+  params.push(q, q);
+  const certTerms = exactCertificateTerms(q, params);
   if (certTerms.length) ids.push(`SELECT device_id FROM certificates WHERE device_id IS NOT NULL AND (${certTerms.join(" OR ")})`);
   return `d.id IN (${ids.join(" UNION ")})`;
 }
@@ -195,19 +205,8 @@ export async function searchCertificates(db: SqlExecutor, query: CertificateSear
   const params: SqlValue[] = [];
   const q = query.q?.trim();
   if (q) {
-    const exactParams: SqlValue[] = [];
-    const terms = ["device_id = ?"];
-    exactParams.push(q);
-    const serial = serialForm(q);
-    if (serial !== undefined) {
-      terms.push("serial = ?");
-      exactParams.push(serial);
-    }
-    const sha = sha256Form(q);
-    if (sha !== undefined) {
-      terms.push("fingerprint = ?", "key_fingerprint = ?");
-      exactParams.push(sha, sha);
-    }
+    const exactParams: SqlValue[] = [q];
+    const terms = ["device_id = ?", ...exactCertificateTerms(q, exactParams)];
     const exact = `(${terms.join(" OR ")})`;
     if (await db.get(`SELECT 1 AS hit FROM certificates WHERE ${exact} LIMIT 1`, exactParams)) {
       where.push(exact);
